@@ -4,7 +4,7 @@ that is itself a ShoppingList; applying a delta and merging a replica are the sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from crdt import codec
@@ -24,6 +24,8 @@ from crdt.register import EMPTY_REGISTER, Register
 from crdt.replica import check_replica_id, new_replica_id
 
 TAG = "SL"
+HEADER_TAG = "SH"
+ITEM_TAG = "SI"
 VERSION = 1
 MAX_TITLE_LENGTH = 200
 DETAIL_FIELDS = ("category", "unit", "note")
@@ -222,20 +224,7 @@ class ShoppingList:
         table = codec.ReplicaTable()
         context = codec.encode_context(self._context, table)
         title = _encode_register(self._title, table)
-        items: list[object] = []
-        for key in sorted(self._items):
-            item = self._items[key]
-            items.append(
-                [
-                    None if item.name else key,
-                    _encode_register(item.name, table),
-                    _encode_register(item.category, table),
-                    _encode_register(item.unit, table),
-                    _encode_register(item.note, table),
-                    _encode_counter(item.needed, table),
-                    _encode_counter(item.acquired, table),
-                ]
-            )
+        items = [_encode_item(key, self._items[key], table) for key in sorted(self._items)]
         return codec.encode(TAG, VERSION, [table.ids, context, title, items])
 
     @classmethod
@@ -250,16 +239,65 @@ class ShoppingList:
 
         def build() -> ShoppingList:
             table = codec.read_replica_table(table_field, "replica table")
-            result._context = codec.decode_context(context_field, table)
-            result._title = _decode_register(title_field, table, result._context, "title", MAX_TITLE_LENGTH)
+            result._read_header(table, context_field, title_field)
             for fields in codec.check_list(items_field, "items"):
-                key, item = _decode_item(fields, table, result._context)
-                if key in result._items:
-                    codec.fail(f"item {key!r} is listed twice")
-                result._store(key, item)
+                result._read_item(table, fields)
             return result
 
         return codec.guarded(TAG, build)
+
+    # ----- storage in parts: a header plus one record per item ---------------------------------------
+
+    def item_keys(self) -> set[str]:
+        """Return the keys of every item record held, present or removed."""
+        return set(self._items)
+
+    def header_bytes(self) -> bytes:
+        """Return the list-level part of the state (causal context and title), self-contained."""
+        table = codec.ReplicaTable()
+        context = codec.encode_context(self._context, table)
+        title = _encode_register(self._title, table)
+        return codec.encode(HEADER_TAG, VERSION, [table.ids, context, title])
+
+    def item_bytes(self, key: str) -> bytes | None:
+        """Return the self-contained record of the item with `key`, or None if no record is held."""
+        item = self._items.get(key)
+        if item is None:
+            return None
+        table = codec.ReplicaTable()
+        return codec.encode(ITEM_TAG, VERSION, [_encode_item(key, item, table), table.ids])
+
+    @classmethod
+    def from_parts(cls, header: bytes, items: Iterable[bytes], replica: str | None = None) -> ShoppingList:
+        """Assemble a list from `header_bytes()` and any number of `item_bytes()` records.
+
+        With every record this is the whole list; with some, a partial list that is valid for editing
+        the items it holds and for merging deltas that concern only them. Raises DecodeError as
+        `from_bytes` does, also when an item record does not fit the header's causal context.
+        """
+        table_field, context_field, title_field = codec.decode(header, HEADER_TAG, VERSION, 3)
+        result = cls(replica or new_replica_id())
+
+        def build() -> ShoppingList:
+            result._read_header(
+                codec.read_replica_table(table_field, "replica table"), context_field, title_field
+            )
+            for record in items:
+                fields, item_table = codec.decode(record, ITEM_TAG, VERSION, 2)
+                result._read_item(codec.read_replica_table(item_table, "item replica table"), fields)
+            return result
+
+        return codec.guarded(HEADER_TAG, build)
+
+    def _read_header(self, table: Sequence[str], context_field: object, title_field: object) -> None:
+        self._context = codec.decode_context(context_field, table)
+        self._title = _decode_register(title_field, table, self._context, "title", MAX_TITLE_LENGTH)
+
+    def _read_item(self, table: Sequence[str], fields: object) -> None:
+        key, item = _decode_item(fields, table, self._context)
+        if key in self._items:
+            codec.fail(f"item {key!r} is listed twice")
+        self._store(key, item)
 
     # ----- internals -------------------------------------------------------------------------------
 
@@ -339,6 +377,18 @@ def _view(item: Item) -> ItemView:
         unit=item.unit.value or "",
         note=item.note.value or "",
     )
+
+
+def _encode_item(key: str, item: Item, table: codec.ReplicaTable) -> list[object]:
+    return [
+        None if item.name else key,
+        _encode_register(item.name, table),
+        _encode_register(item.category, table),
+        _encode_register(item.unit, table),
+        _encode_register(item.note, table),
+        _encode_counter(item.needed, table),
+        _encode_counter(item.acquired, table),
+    ]
 
 
 def _encode_register(register: Register, table: codec.ReplicaTable) -> list[object]:
