@@ -304,22 +304,26 @@ class ShoppingList:
     def _write_item(
         self, key: str, display: str, details: dict[str, str], needed_move: int, acquired_move: int
     ) -> ShoppingList:
-        """Apply one edit of an item (one new dot) and return its delta."""
+        """Apply one edit of an item and return its delta. Each register written gets its own fresh
+        dot: a later write that overwrites one register must not cover the others."""
         current = self._items.get(key, EMPTY_ITEM)
-        dot = self._context.next_dot(self.replica)
-        replaced: list[Dot] = [*current.name.dots(), dot]
+        seq = self._context.max_seq(self.replica) + 1
+        name_dot = (self.replica, seq)
+        replaced: list[Dot] = [*current.name.dots(), name_dot]
         registers = {}
         for field in DETAIL_FIELDS:
             if field in details:
                 old: Register = getattr(current, field)
+                seq += 1  # consecutive dots keep the context compact
+                dot = (self.replica, seq)
                 registers[field] = old.written(dot, details[field])
-                replaced += old.dots()
+                replaced += [*old.dots(), dot]
         delta = ShoppingList(self.replica)
         delta._context = CausalContext.of(replaced)
         delta._store(
             key,
             Item(
-                name=current.name.written(dot, display),
+                name=current.name.written(name_dot, display),
                 needed=current.needed.changed_by(self.replica, needed_move) if needed_move else EMPTY_COUNTER,
                 acquired=(
                     current.acquired.changed_by(self.replica, acquired_move)
