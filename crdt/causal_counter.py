@@ -58,6 +58,8 @@ class CausalCounter(tuple[CounterEntry, ...]):
             return self
         if not self:
             return other
+        if len(self) == 1 and len(other) == 1 and self[0][0] != other[0][0]:
+            return CausalCounter(sorted((self[0], other[0])))
         merged = {entry[0]: entry for entry in self}
         for entry in other:
             mine = merged.get(entry[0])

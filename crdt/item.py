@@ -3,7 +3,6 @@ quantities; plus the rule that turns a name into the item's key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from crdt.causal_counter import EMPTY_COUNTER, CausalCounter
@@ -31,10 +30,9 @@ class Item(NamedTuple):
         """Return whether the item shows in the list (its name register is not empty)."""
         return bool(self.name)
 
-    def register_dots(self) -> Iterator[Dot]:
-        """Yield the dots of every surviving register write."""
-        for register in (self.name, self.category, self.unit, self.note):
-            yield from register.dots()
+    def register_dots(self) -> list[Dot]:
+        """Return the dots of every surviving register write."""
+        return [(entry[0], entry[1]) for register in self[:4] for entry in register]
 
     def join(self, context: CausalContext, other: Item, other_context: CausalContext) -> Item:
         """Return the join of (self, context) with (other, other_context)."""

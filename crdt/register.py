@@ -46,22 +46,27 @@ class Register(tuple[Entry, ...]):
         or that one holds and the other has not seen (if the other saw it, the other overwrote it)."""
         if self == other:
             return self
-        other_dots = {(entry[0], entry[1]) for entry in other}
-        own_dots = {(entry[0], entry[1]) for entry in self}
-        kept = [
-            entry
-            for entry in self
-            if (entry[0], entry[1]) in other_dots or not other_context.contains((entry[0], entry[1]))
-        ]
-        kept += [
-            entry
-            for entry in other
-            if (entry[0], entry[1]) not in own_dots and not context.contains((entry[0], entry[1]))
-        ]
+        if not other:
+            return _unseen(self, other_context)
+        if not self:
+            return _unseen(other, context)
+        # Registers hold one or two writes, so scanning the other tuple beats building sets; entries
+        # with the same dot are equal, since a dot names one write.
+        kept = [entry for entry in self if entry in other or not other_context.contains((entry[0], entry[1]))]
+        kept += [entry for entry in other if entry not in self and not context.contains((entry[0], entry[1]))]
         if not kept:
             return EMPTY_REGISTER
-        kept.sort()
+        if len(kept) > 1:
+            kept.sort()
         return Register(kept)
+
+
+def _unseen(register: Register, context: CausalContext) -> Register:
+    """Return the writes of `register` that `context` has not seen (the others were overwritten)."""
+    kept = [entry for entry in register if not context.contains((entry[0], entry[1]))]
+    if len(kept) == len(register):
+        return register
+    return Register(kept) if kept else EMPTY_REGISTER
 
 
 def _precedence(entry: Entry) -> tuple[int, str]:

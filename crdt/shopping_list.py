@@ -190,8 +190,10 @@ class ShoppingList:
         overwritten = self._keys_overwritten_by(other)
         self._title = self._title.join(context, other._title, other_context)
         for key, theirs in other._items.items():
-            mine = self._items.get(key, EMPTY_ITEM)
-            if mine is not theirs and mine != theirs:
+            mine = self._items.get(key)
+            if mine is None:
+                self._store(key, _unseen_part(theirs, context, other_context))
+            elif mine is not theirs and mine != theirs:
                 self._store(key, mine.join(context, theirs, other_context))
         for key in overwritten:
             self._store(key, self._items[key].join(context, EMPTY_ITEM, other_context))
@@ -362,6 +364,14 @@ class ShoppingList:
         return {key for key in keys if key not in other._items}
 
 
+def _unseen_part(item: Item, context: CausalContext, item_context: CausalContext) -> Item:
+    """Return what survives of an item new to a replica with `context`: all of it, unless the replica
+    has seen (and so overwritten) some of its register writes."""
+    if any(context.contains(dot) for dot in item.register_dots()):
+        return EMPTY_ITEM.join(context, item, item_context)
+    return item
+
+
 def _move_to(counter: CausalCounter, target: int) -> int:
     """Return how far to move `counter` from its raw value so a user sees `target`."""
     return target - counter.raw_value
@@ -413,23 +423,32 @@ def _decode_register(
     value: object, table: Sequence[str], context: CausalContext, what: str, max_length: int
 ) -> Register:
     flat = codec.check_list(value, what, multiple_of=4)
-    entries = []
-    for index in range(0, len(flat), 4):
-        dot = (
-            codec.read_replica(table, flat[index], what),
-            codec.check_int(flat[index + 1], what, minimum=1),
-        )
-        if not context.contains(dot):
-            codec.fail(f"{what}: write {dot} is not covered by the causal context")
-        stamp = codec.check_int(flat[index + 2], f"{what} stamp", minimum=1)
-        entries.append((dot[0], dot[1], stamp, codec.check_str(flat[index + 3], what, max_length=max_length)))
+    if not flat:
+        return EMPTY_REGISTER
+    entries = [
+        _decode_write(flat, index, table, context, what, max_length) for index in range(0, len(flat), 4)
+    ]
+    if len(entries) == 1:
+        return Register(entries)
     if len({(entry[0], entry[1]) for entry in entries}) != len(entries):
         codec.fail(f"{what}: a write is listed twice")
-    return Register(sorted(entries)) if entries else EMPTY_REGISTER
+    return Register(sorted(entries))
+
+
+def _decode_write(
+    flat: list[object], index: int, table: Sequence[str], context: CausalContext, what: str, max_length: int
+) -> tuple[str, int, int, str]:
+    dot = (codec.read_replica(table, flat[index], what), codec.check_int(flat[index + 1], what, minimum=1))
+    if not context.contains(dot):
+        codec.fail(f"{what}: write {dot} is not covered by the causal context")
+    stamp = codec.check_int(flat[index + 2], f"{what} stamp", minimum=1)
+    return (dot[0], dot[1], stamp, codec.check_str(flat[index + 3], what, max_length=max_length))
 
 
 def _decode_counter(value: object, table: Sequence[str], what: str) -> CausalCounter:
     flat = codec.check_list(value, what, multiple_of=5)
+    if not flat:
+        return EMPTY_COUNTER
     entries = []
     for index in range(0, len(flat), 5):
         replica = codec.read_replica(table, flat[index], what)
@@ -448,10 +467,10 @@ def _decode_item(fields: object, table: Sequence[str], context: CausalContext) -
         codec.fail(f"item: expected 7 fields, found {len(parts)}")
     stored_key, name_field, *detail_fields, needed_field, acquired_field = parts
     name = _decode_register(name_field, table, context, "item name", MAX_NAME_LENGTH)
-    category, unit, note = (
+    category, unit, note = [
         _decode_register(value, table, context, f"item {field}", MAX_DETAIL_LENGTH[field])
         for field, value in zip(DETAIL_FIELDS, detail_fields, strict=True)
-    )
+    ]
     needed = _decode_counter(needed_field, table, "needed")
     acquired = _decode_counter(acquired_field, table, "acquired")
     item = Item(name, category, unit, note, needed, acquired)
@@ -466,7 +485,7 @@ def _decode_item(fields: object, table: Sequence[str], context: CausalContext) -
         key = codec.check_str(stored_key, "item key")
         if _checked_key(key) != key:
             codec.fail(f"item key {key!r} is not in canonical form")
-    if item == EMPTY_ITEM:
+    if not any(item):
         codec.fail(f"item {key!r} holds no state")
     return key, item
 
