@@ -1,0 +1,1 @@
+"""Tests of the local replica side: store, CLI, sync engine and tray service."""
