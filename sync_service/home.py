@@ -63,12 +63,12 @@ class Home:
 
         Raises HomeNotWritableError saying what is wrong.
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise HomeNotWritableError(f"home {self.path} is not a directory")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise HomeNotWritableError(f"cannot create home {self.path}: {error.strerror}") from None
-        if not self.path.is_dir():
-            raise HomeNotWritableError(f"home {self.path} is not a directory")
         probe = self.path / f".write-probe-{os.getpid()}"
         try:
             probe.write_bytes(b"")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+from sync_service.errors import HomeNotWritableError
 from sync_service.home import Home
 
 MARKER_TEXT = (
@@ -20,13 +21,16 @@ def home_fingerprint(home: Home) -> str:
 
     A copy or a restore writes a new file, which gets a new inode and a change time that no tool can set
     back, so it never matches the fingerprint recorded next to the replica id. Creates the marker when
-    missing.
+    missing; raises HomeNotWritableError when it cannot.
     """
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(home.marker_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as marker:
-            marker.write(MARKER_TEXT)
-    info = os.stat(home.marker_file)
+    try:
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(home.marker_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as marker:
+                marker.write(MARKER_TEXT)
+        info = os.stat(home.marker_file)
+    except OSError as error:
+        raise HomeNotWritableError(f"cannot write {home.marker_file}: {error.strerror}") from None
     return f"{info.st_ino}-{info.st_ctime_ns}"
 
 

@@ -76,7 +76,7 @@ def server_address(home: Home) -> ServerAddress | None:
     """Return the address of the home's server, or None if its store was never created."""
     try:
         password = home.secret_file.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as error:
         raise EnvironmentProblem(f"cannot read {home.secret_file}: {error.strerror}") from None
@@ -344,15 +344,23 @@ def _size(path: Path) -> int:
 
 
 def _failure_reason(home: Home, log_offset: int, result: subprocess.CompletedProcess[str]) -> str:
-    """Return the most telling line of a failed start: this attempt's last error in the server log,
-    else pg_ctl's own output."""
+    """Return what made this start fail, from the server log (the fatal message and the line before it,
+    which usually names the cause), else from pg_ctl's own output."""
     with contextlib.suppress(OSError), home.log_file.open("rb") as log:
         log.seek(log_offset)
-        lines = log.read().decode("utf-8", errors="replace").splitlines()
-        errors = [line for line in lines if "FATAL" in line or "ERROR" in line]
-        if errors:
-            return f"{errors[-1].strip()} (log: {home.log_file})"
+        messages = [_log_message(line) for line in log.read().decode("utf-8", errors="replace").splitlines()]
+        fatal = [index for index, message in enumerate(messages) if message.startswith(("FATAL", "PANIC"))]
+        if fatal:
+            last = fatal[-1]
+            cause = messages[last - 1] if last > 0 and messages[last - 1].startswith(("LOG", "ERROR")) else ""
+            text = "; ".join(part.split(":", 1)[1].strip() for part in (cause, messages[last]) if part)
+            return f"{text} (log: {home.log_file})"
     return f"{_last_line(result.stderr or result.stdout)} (log: {home.log_file})"
+
+
+def _log_message(line: str) -> str:
+    """Return a log line without its timestamp and pid prefix ("... [123] FATAL:  ...")."""
+    return line.split("] ", 1)[1].strip() if "] " in line else line.strip()
 
 
 def _last_line(text: str) -> str:

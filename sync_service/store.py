@@ -63,6 +63,8 @@ def open_store(home: Home) -> Store:
     server (the home still holds the replica marker). Raises EnvironmentProblem subclasses.
     """
     url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        home.prepare()
     connection = _connect(url) if url else _connect_home(home)
     try:
         return Store.attach(connection, home)
