@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    list_ref = {"metavar": "LIST", "help": "a list id, a unique title, or a unique id prefix"}
+    list_ref: dict[str, Any] = {"metavar": "LIST", "help": "a list id, a unique title, or a unique id prefix"}
     title = _text("a title", MAX_TITLE_LENGTH)
     name = _text("an item name", MAX_NAME_LENGTH)
 

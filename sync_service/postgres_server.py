@@ -224,9 +224,6 @@ def _run(
     account: pwd.struct_passwd | None, command: list[str], *, cwd: Path, timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL program as the server's account, capturing its output."""
-    switch: dict[str, object] = {}
-    if account is not None:
-        switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
     try:
         return subprocess.run(
@@ -238,7 +235,9 @@ def _run(
             text=True,
             timeout=timeout,
             check=False,
-            **switch,  # type: ignore[arg-type]
+            user=account.pw_uid if account is not None else None,
+            group=account.pw_gid if account is not None else None,
+            extra_groups=[] if account is not None else None,
         )
     except subprocess.TimeoutExpired:
         raise ServerStartError(f"{Path(command[0]).name} did not finish within {timeout:.0f} s") from None
@@ -275,7 +274,7 @@ def _is_live_postgres(pid: int) -> bool:
     try:
         process = psutil.Process(pid)
         # A killed server whose parent does not reap it lingers as a zombie: it serves nothing.
-        return process.status() != psutil.STATUS_ZOMBIE and process.name().startswith("postgres")
+        return bool(process.status() != psutil.STATUS_ZOMBIE and process.name().startswith("postgres"))
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
 from sync_service.errors import SchemaTooNewError
+
+Connection = psycopg.Connection[Any]
 
 # Any constant works; it keeps two processes from migrating one database at once.
 MIGRATION_LOCK = 0x5A0B_5715
@@ -51,10 +54,10 @@ class Migration:
     version: int
     purpose: str
     sql: str
-    convert: Callable[[psycopg.Connection[tuple[object, ...]]], None] | None = None
+    convert: Callable[[Connection], None] | None = None
 
 
-def _fill_list_summaries(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+def _fill_list_summaries(connection: Connection) -> None:
     """Decode every list once to fill the title and item count that `lists` reads without decoding."""
     from crdt import ShoppingList
 
@@ -62,7 +65,7 @@ def _fill_list_summaries(connection: psycopg.Connection[tuple[object, ...]]) -> 
     for list_id, header in rows:
         records = connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,)).fetchall()
         try:
-            state = ShoppingList.from_parts(bytes(header), [bytes(record) for (record,) in records])  # type: ignore[arg-type]
+            state = ShoppingList.from_parts(bytes(header), [bytes(record) for (record,) in records])
         except ValueError:
             continue  # a damaged list keeps the defaults; reading it reports the damage
         connection.execute(
@@ -79,17 +82,17 @@ MIGRATIONS = (
 CURRENT_VERSION = MIGRATIONS[-1].version
 
 
-def stored_version(connection: psycopg.Connection[tuple[object, ...]]) -> int:
+def stored_version(connection: Connection) -> int:
     """Return the schema version the database holds (0 for an empty database)."""
     row = connection.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"
         if _has_meta(connection)
         else "SELECT NULL WHERE false"
     ).fetchone()
-    return int(row[0]) if row else 0  # type: ignore[call-overload]
+    return int(row[0]) if row else 0
 
 
-def migrate(connection: psycopg.Connection[tuple[object, ...]], target: int = CURRENT_VERSION) -> int:
+def migrate(connection: Connection, target: int = CURRENT_VERSION) -> int:
     """Bring the schema up to `target` and return the version found before.
 
     Raises SchemaTooNewError if the database was written by a newer release. `connection` must be in
@@ -110,12 +113,12 @@ def migrate(connection: psycopg.Connection[tuple[object, ...]], target: int = CU
     return found
 
 
-def _apply(connection: psycopg.Connection[tuple[object, ...]], step: Migration) -> None:
+def _apply(connection: Connection, step: Migration) -> None:
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         if stored_version(connection) >= step.version:
             return  # another process got here first
-        connection.execute(step.sql)  # type: ignore[arg-type]
+        connection.execute(step.sql.encode())
         if step.convert is not None:
             step.convert(connection)
         connection.execute(
@@ -125,6 +128,6 @@ def _apply(connection: psycopg.Connection[tuple[object, ...]], step: Migration) 
         )
 
 
-def _has_meta(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+def _has_meta(connection: Connection) -> bool:
     row = connection.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
     return bool(row and row[0])

@@ -21,7 +21,7 @@ from sync_service.errors import (
     ListNotFoundError,
     UsageError,
 )
-from sync_service.home import Home
+from sync_service.home import SOCKET_NAME, Home
 
 DATABASE_URL_ENV = "SHOPLIST_DATABASE_URL"
 CHANNEL = "shoplist_changes"
@@ -83,7 +83,7 @@ def _connect(conninfo: str) -> Connection:
 def _connect_home(home: Home) -> Connection:
     """Connect to the home's server; start it first when it does not answer."""
     address = postgres_server.server_address(home)
-    if address is not None and (address.socket_dir / postgres_server.SOCKET_NAME).exists():
+    if address is not None and (address.socket_dir / SOCKET_NAME).exists():
         try:
             return psycopg.connect(address.conninfo(), autocommit=True)
         except psycopg.OperationalError:
@@ -373,7 +373,7 @@ def _take_fresh_replica_id(connection: Connection, fingerprint: str) -> str:
         rows = connection.execute(
             "SELECT key, value FROM meta WHERE key IN ('replica_id', 'home_fingerprint') FOR UPDATE"
         ).fetchall()
-        meta = dict(rows)
+        meta: dict[str, str] = dict(rows)
         kept = identity.kept_replica_id(meta["replica_id"], meta["home_fingerprint"], fingerprint)
         if kept is not None:
             return kept
