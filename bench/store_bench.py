@@ -1,5 +1,4 @@
-"""Local store benchmark: commit latency of a local write, `shoplist add` wall time with a warm and a
-cold store, and a write into an empty list against one into a 10k-item list. Prints a markdown table."""
+"""Local store benchmark: commit latency, `shoplist add` wall time warm and cold, empty vs 10k-item list."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The `shoplist` command line: local list commands over the home's store, a table for people and
-stable JSON for tools (`--json`). Errors print one line on stderr; exit 2 for usage, 1 for the rest."""
+"""The `shoplist` command line: local list commands, tables for people and stable JSON for tools."""
 
 from __future__ import annotations
 
@@ -222,7 +221,7 @@ def _store(arguments: argparse.Namespace) -> None:
 def _config(arguments: argparse.Namespace) -> None:
     import os
 
-    from sync_service.store import DATABASE_URL_ENV
+    from sync_service.home import DATABASE_URL_ENV
 
     home = _home(arguments)
     settings = {

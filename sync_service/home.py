@@ -11,6 +11,7 @@ from pathlib import Path
 from sync_service.errors import HomeNotWritableError
 
 HOME_ENV = "SHOPLIST_HOME"
+DATABASE_URL_ENV = "SHOPLIST_DATABASE_URL"
 APP_NAME = "shoplist"
 SOCKET_NAME = ".s.PGSQL.5432"
 # A Unix socket path must fit sockaddr_un.sun_path: 108 bytes on Linux, 104 on macOS, counting the NUL.

@@ -1,6 +1,4 @@
-"""Which replica id a home writes with: a fresh one per home, never reused, and a new one as soon as
-the home turns out to be a restored or copied one (Riak's kv679 lesson: a copy that keeps writing under
-the old id mints dots that other replicas already hold with different content)."""
+"""The replica id of a home: fresh, never reused, renewed when the home is a restored copy (Riak kv679)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The bundled PostgreSQL server of one home: created and started on demand by whichever process needs it
-first, found by the others, stopped on request, and recovered after a kill -9. At most one server per
-home; it listens only on a private Unix socket and asks for a generated password."""
+"""The bundled PostgreSQL server of one home: created and started on demand, shared, stopped, recovered."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The local store's tables and their versioned migrations: an old home is upgraded in place, one
-numbered step at a time, each step in the same transaction as the version it records."""
+"""The local store's tables and their numbered migrations, which upgrade an old home in place."""
 
 from __future__ import annotations
 

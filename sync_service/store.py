@@ -1,6 +1,4 @@
-"""The local store API over the home's PostgreSQL. A list is a header row plus one row per item, so an
-edit reads and writes only the items it touches. Every local edit is one transaction: lock the list row,
-merge the CRDT delta, write the touched rows, append the delta to the outbox, NOTIFY; readers LISTEN."""
+"""The local store API: each edit is one transaction (lock, merge, write, outbox, NOTIFY); readers LISTEN."""
 
 from __future__ import annotations
 
@@ -21,9 +19,8 @@ from sync_service.errors import (
     ListNotFoundError,
     UsageError,
 )
-from sync_service.home import SOCKET_NAME, Home
+from sync_service.home import DATABASE_URL_ENV, SOCKET_NAME, Home
 
-DATABASE_URL_ENV = "SHOPLIST_DATABASE_URL"
 CHANNEL = "shoplist_changes"
 
 Connection = psycopg.Connection[tuple[Any, ...]]

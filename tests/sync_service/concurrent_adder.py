@@ -1,5 +1,4 @@
-"""A worker process for the concurrency test: opens the store, says "ready", waits for a line on stdin
-so every worker starts at once, then adds its items one transaction at a time."""
+"""A worker for the concurrency test: opens the store, waits for "go" on stdin, then adds its items."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Fixtures for the local store: a store on a fresh database, homes with their own server, and a way to
-run the real `shoplist` CLI in a subprocess."""
+"""Fixtures for the local store: fresh databases, homes with their own server, the CLI as a process."""
 
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ import psycopg
 import pytest
 
 from sync_service import postgres_server
-from sync_service.home import Home
-from sync_service.store import DATABASE_URL_ENV, Store
+from sync_service.home import DATABASE_URL_ENV, Home
+from sync_service.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 

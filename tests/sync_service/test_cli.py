@@ -1,5 +1,4 @@
-"""The `shoplist` CLI as people and scripts use it: real processes, JSON shapes, tables, and every kind
-of bad input answered with one line, a non-zero exit and unchanged data."""
+"""The `shoplist` CLI in real processes: JSON shapes, tables, and bad input that changes nothing."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The home's own PostgreSQL server: started on demand, shared, stopped, recovered after kill -9, and a
-start failure reported in one line. Each test's home runs its own server, as a user's would."""
+"""The home's own server: started on demand, shared, stopped, recovered after kill -9, failures reported."""
 
 from __future__ import annotations
 

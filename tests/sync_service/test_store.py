@@ -1,5 +1,4 @@
-"""The store API on a real PostgreSQL: one transaction per edit, only touched rows written, the outbox
-and NOTIFY, list references, and a fresh replica id for a copied home."""
+"""The store API on a real PostgreSQL: transactions, touched rows only, outbox, NOTIFY, replica ids."""
 
 from __future__ import annotations
 
