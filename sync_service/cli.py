@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from crdt.item import MAX_NAME_LENGTH, MAX_QUANTITY
+from crdt.item import MAX_DETAIL_LENGTH, MAX_NAME_LENGTH, MAX_QUANTITY
 from crdt.shopping_list import MAX_TITLE_LENGTH
 
 if TYPE_CHECKING:
@@ -47,41 +47,55 @@ def _text(what: str, limit: int) -> Callable[[str], str]:
     return check
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """Add --home and --json; on a command's parser too, so they may come before or after it."""
+    parser.add_argument(
+        "--home",
+        default=default,
+        help="the local replica's directory (default: $SHOPLIST_HOME, else per user)",
+    )
+    parser.add_argument("--json", action="store_true", default=default, help="print JSON instead of tables")
+
+
+def _item_options(parser: argparse.ArgumentParser, adding: bool) -> None:
+    parser.add_argument("item", metavar="ITEM", type=_text("an item name", MAX_NAME_LENGTH))
+    verb = "add" if adding else "set"
+    parser.add_argument("--needed", type=_quantity, default=1 if adding else None, metavar="N",
+                        help=f"how many to {verb} to buy" + (" (default 1)" if adding else ""))  # fmt: skip
+    parser.add_argument("--acquired", type=_quantity, default=0 if adding else None, metavar="M",
+                        help=f"how many to {verb} as bought")  # fmt: skip
+    for detail, limit in MAX_DETAIL_LENGTH.items():
+        parser.add_argument(f"--{detail}", type=_text(f"a {detail}", limit))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every `shoplist` command."""
     parser = _Parser(prog="shoplist", description="Local-first shared shopping lists.")
-    parser.add_argument(
-        "--home", help="the local replica's directory (default: $SHOPLIST_HOME, else per user)"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _global_options(parser, default=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    list_ref: dict[str, Any] = {"metavar": "LIST", "help": "a list id, a unique title, or a unique id prefix"}
     title = _text("a title", MAX_TITLE_LENGTH)
-    name = _text("an item name", MAX_NAME_LENGTH)
 
-    commands.add_parser("new", help="create a list").add_argument("title", metavar="TITLE", type=title)
-    commands.add_parser("lists", help="show every list")
-    commands.add_parser("show", help="show a list's items").add_argument("list", **list_ref)
-    for command, summary in (("add", "add to an item's quantities"), ("set", "set an item's quantities")):
-        item = commands.add_parser(command, help=summary)
-        item.add_argument("list", **list_ref)
-        item.add_argument("item", metavar="ITEM", type=name)
-        default = 1 if command == "add" else None
-        item.add_argument("--needed", type=_quantity, default=default, metavar="N")
-        item.add_argument("--acquired", type=_quantity, default=0 if command == "add" else None, metavar="M")
-        item.add_argument("--category", type=_text("a category", 100))
-        item.add_argument("--unit", type=_text("a unit", 40))
-        item.add_argument("--note", type=_text("a note", 1000))
-    remove = commands.add_parser("remove", help="remove an item")
-    remove.add_argument("list", **list_ref)
-    remove.add_argument("item", metavar="ITEM", type=name)
-    commands.add_parser("delete", help="delete a list on this computer").add_argument("list", **list_ref)
-    rename = commands.add_parser("rename", help="give a list a new title")
-    rename.add_argument("list", **list_ref)
-    rename.add_argument("title", metavar="TITLE", type=title)
-    store = commands.add_parser("store", help="start, stop or inspect the local store's server")
+    def command(name: str, summary: str, *, takes_list: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        if takes_list:
+            sub.add_argument("list", metavar="LIST", help="a list id, a unique title, or a unique id prefix")
+        return sub
+
+    command("new", "create a list", takes_list=False).add_argument("title", metavar="TITLE", type=title)
+    command("lists", "show every list", takes_list=False)
+    command("show", "show a list's items")
+    _item_options(command("add", "add to an item's quantities (creating it)"), adding=True)
+    _item_options(command("set", "set an item's quantities and details (creating it)"), adding=False)
+    command("remove", "remove an item").add_argument(
+        "item", metavar="ITEM", type=_text("an item name", MAX_NAME_LENGTH)
+    )
+    command("delete", "forget a list on this computer")
+    command("rename", "give a list a new title").add_argument("title", metavar="TITLE", type=title)
+    store = command("store", "start, stop or inspect the local store's server", takes_list=False)
     store.add_argument("action", choices=("start", "stop", "status"))
-    commands.add_parser("config", help="show where this replica keeps its data")
+    command("config", "show where this replica keeps its data", takes_list=False)
+    for sub in commands.choices.values():
+        _global_options(sub, default=argparse.SUPPRESS)
     return parser
 
 
@@ -97,7 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        if not _is_database_outage(error):
+            raise  # a bug: the traceback is the report
+        print(f"shoplist: the store's PostgreSQL stopped answering: {error}".splitlines()[0], file=sys.stderr)
+        return 1
     return 0
+
+
+def _is_database_outage(error: Exception) -> bool:
+    """Return whether `error` is the database connection failing (the environment, not a bug)."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.OperationalError)
 
 
 # ----- commands --------------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ def start(home: Home) -> ServerStatus:
         if current.running:
             return current
         account = _server_account(home)
+        _check_data_dir(home)
         if not is_initialized(home):
             _initialize(home, account)
         _clear_stale_lock_file(home.data_dir / "postmaster.pid")
@@ -167,6 +168,17 @@ def _initialize(home: Home, account: pwd.struct_passwd | None) -> None:
         settings.write(SERVER_SETTINGS)
     _write_private(home.secret_file, password + "\n")
     staging.rename(home.data_dir)
+
+
+def _check_data_dir(home: Home) -> None:
+    """Refuse a data directory the store did not make, or one whose password file was lost."""
+    if (home.data_dir / "PG_VERSION").exists():
+        if not home.secret_file.exists():
+            raise EnvironmentProblem(
+                f"{home.secret_file} is missing: without it the store in {home.data_dir} cannot be opened"
+            )
+    elif home.data_dir.exists() and any(home.data_dir.iterdir()):
+        raise EnvironmentProblem(f"{home.data_dir} is not empty but is not a PostgreSQL data directory")
 
 
 def _ensure_database(home: Home) -> None:
@@ -319,7 +331,8 @@ def _let_server_reach(account: pwd.struct_passwd | None, *paths: Path) -> None:
         for folder in path.parents:
             mode = folder.stat().st_mode
             if not mode & stat.S_IXOTH:
-                folder.chmod(mode | stat.S_IXOTH)
+                with contextlib.suppress(OSError):  # if this fails, the start reports what the server met
+                    folder.chmod(mode | stat.S_IXOTH)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -83,11 +83,9 @@ CURRENT_VERSION = MIGRATIONS[-1].version
 
 def stored_version(connection: Connection) -> int:
     """Return the schema version the database holds (0 for an empty database)."""
-    row = connection.execute(
-        "SELECT value FROM meta WHERE key = 'schema_version'"
-        if _has_meta(connection)
-        else "SELECT NULL WHERE false"
-    ).fetchone()
+    if not _has_meta(connection):
+        return 0
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -85,10 +85,16 @@ def _connect_home(home: Home) -> Connection:
             return psycopg.connect(address.conninfo(), autocommit=True)
         except psycopg.OperationalError:
             pass  # a stale socket left by a killed server: start a new one
-    postgres_server.start(home)
+    started = postgres_server.start(home)
     address = postgres_server.server_address(home)
     assert address is not None, "a started store has a password"
-    return _connect(address.conninfo())
+    try:
+        return psycopg.connect(address.conninfo(), autocommit=True)
+    except psycopg.OperationalError as error:
+        raise EnvironmentProblem(
+            f"the store's server (pid {started.pid}) does not answer: {_first_line(error)};"
+            " `shoplist store stop` and try again"
+        ) from None
 
 
 def _first_line(error: BaseException) -> str:

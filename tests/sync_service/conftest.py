@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -84,5 +85,12 @@ def own_home(tmp_path: Path) -> Iterator[Path]:
     """A home whose store runs its own PostgreSQL server, stopped after the test."""
     path = tmp_path / "home"
     yield path
-    if path.is_dir() and (path / "postgres").is_dir():
-        postgres_server.stop(Home(path))
+    stop_and_tidy(Home(path))
+
+
+def stop_and_tidy(home: Home) -> None:
+    """Stop the home's server and remove its socket directory if it lies outside the home."""
+    if home.data_dir.is_dir():
+        postgres_server.stop(home)
+    if home.path not in home.socket_dir.parents:
+        shutil.rmtree(home.socket_dir, ignore_errors=True)

@@ -23,6 +23,11 @@ def test_the_quick_start_round_trip_prints_the_documented_json(shoplist: Shoplis
     assert shown == {"id": created["id"], "title": "Groceries", "items": [eggs]}
 
 
+def test_global_options_may_also_follow_the_command(shoplist: Shoplist) -> None:
+    created = shoplist("new", "Groceries", "--json").json()
+    assert shoplist("lists", "--json").json() == [{"id": created["id"], "title": "Groceries", "items": 0}]
+
+
 def test_lists_prints_id_title_and_item_count(shoplist: Shoplist) -> None:
     list_id = shoplist("--json", "new", "Groceries").json()["id"]
     shoplist("add", list_id[:6], "Milk")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.sync_service.conftest import REPO, Result, cli_environment, run_shoplist
+from sync_service.home import Home
+from tests.sync_service.conftest import REPO, Result, cli_environment, run_shoplist, stop_and_tidy
 from tests.sync_service.test_cli import assert_one_line_error
 
 
@@ -58,7 +59,7 @@ def test_a_long_home_path_works_through_a_short_socket_directory(tmp_path: Path)
         assert not status["socket_dir"].startswith(str(home))
         assert run_shoplist(home, "--json", "lists").json()[0]["title"] == "Groceries"
     finally:
-        run_shoplist(home, "store", "stop")
+        stop_and_tidy(Home(home))
 
 
 def test_kill_9_of_the_server_then_the_next_command_recovers(own_home: Path) -> None:
