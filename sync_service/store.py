@@ -290,10 +290,11 @@ class Store:
             state = self._decode(list_id, row[0], [record for (record,) in records])
             present_before = len(state)
             delta = _checked(lambda: change(state))
-            touched = delta.item_keys()
-            if not touched <= set(keys):
-                raise AssertionError(f"an edit of {keys} touched {sorted(touched)}")
-            self._write(list_id, state, touched, row[1] + len(state) - present_before)
+            if not delta.item_keys() <= set(keys):
+                raise AssertionError(f"an edit of {keys} touched {sorted(delta.item_keys())}")
+            # Every loaded row is written, not just the delta's item_keys(): removing an item with no
+            # quantities yields a delta of context alone, yet its row must go.
+            self._write(list_id, state, keys, row[1] + len(state) - present_before)
             self._append_to_outbox(list_id, delta)
         return state
 

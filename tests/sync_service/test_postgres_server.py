@@ -92,7 +92,10 @@ def test_two_commands_starting_one_home_at_once_share_one_server(own_home: Path)
         subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=cli_environment(None))
         for _ in range(3)
     ]
-    pids = {Result(0, starter.communicate(timeout=120)[0], "").json()["pid"] for starter in starters}
+    pids = set()
+    for starter in starters:
+        output, _ = starter.communicate(timeout=120)
+        pids.add(Result(starter.returncode, output, "").json()["pid"])
     assert len(pids) == 1
     assert [process.pid for process in postmasters_of(own_home)] == list(pids)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crdt import ShoppingList
 from sync_service.errors import AmbiguousListError, CorruptStateError, ListNotFoundError, UsageError
@@ -187,3 +190,42 @@ def test_an_ambiguous_prefix_names_every_candidate() -> None:
 def test_an_unknown_reference_is_not_found() -> None:
     with pytest.raises(ListNotFoundError, match="'Bakery'"):
         resolve_reference("Bakery", [GROCERIES, GARDEN, PARTY])
+
+
+NAMES = st.sampled_from(["Milk", "milk ", "Eggs", "Bread", "Tea"])
+QUANTITIES = st.integers(min_value=0, max_value=20)
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), NAMES, QUANTITIES, QUANTITIES),
+        st.tuples(st.just("set"), NAMES, st.none() | QUANTITIES, st.none() | QUANTITIES),
+        st.tuples(st.just("remove"), NAMES),
+        st.tuples(st.just("rename"), st.sampled_from(["Groceries", "Weekend"])),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=OPERATIONS)
+def test_editing_in_parts_gives_the_same_state_as_editing_the_whole_list(
+    store: Store, operations: list[tuple[Any, ...]]
+) -> None:
+    list_id = store.create("Groceries").id
+    model = ShoppingList(store.replica_id)
+    model.set_title("Groceries")
+    for kind, *arguments in operations:
+        if kind == "add":
+            store.add_item(list_id, *arguments)
+            model.add_item(*arguments)
+        elif kind == "set":
+            store.set_item(list_id, *arguments)
+            model.set_item(*arguments)
+        elif kind == "remove" and arguments[0] in model:
+            store.remove_item(list_id, *arguments)
+            model.remove_item(*arguments)
+        elif kind == "rename":
+            store.rename(list_id, *arguments)
+            model.set_title(*arguments)
+    assert store.load(list_id) == model
+    assert store.find(list_id).items == len(model)
+    assert store.view(list_id).title == model.title
