@@ -43,7 +43,6 @@ def _text(what: str, limit: int) -> Callable[[str], str]:
             )
         return cleaned
 
-    check.__name__ = what  # argparse names the argument type in its messages
     return check
 
 

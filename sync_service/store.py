@@ -174,6 +174,10 @@ class Store:
         )
         return [OutboxEntry(seq, list_id, bytes(delta)) for seq, list_id, delta in rows]
 
+    def acknowledge(self, through: int) -> None:
+        """Drop the outbox entries up to and including sequence number `through` (the cloud has them)."""
+        self._connection.execute("DELETE FROM outbox WHERE seq <= %s", (through,))
+
     # ----- local edits: each one transaction ---------------------------------------------------------
 
     def create(self, title: str) -> ListSummary:

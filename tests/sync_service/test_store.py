@@ -68,6 +68,17 @@ def test_every_local_edit_appends_its_delta_to_the_outbox(store: Store) -> None:
     assert rebuilt.items() == {"Milk": (2, 1)}
 
 
+def test_acknowledged_outbox_entries_are_dropped_and_later_ones_kept(store: Store) -> None:
+    list_id = store.create("Groceries").id
+    store.add_item(list_id, "Milk")
+    store.add_item(list_id, "Eggs")
+    first, second, third = store.outbox()
+    store.acknowledge(second.seq)
+    assert store.outbox() == [third]
+    assert store.outbox(after=third.seq) == []
+    assert first.seq < second.seq < third.seq
+
+
 def test_an_edit_rewrites_only_the_touched_item_row(store: Store) -> None:
     list_id = store.create("Groceries").id
     for name in ("Milk", "Eggs", "Bread"):
