@@ -138,8 +138,10 @@ class Store:
     # ----- reading -------------------------------------------------------------------------------
 
     def lists(self) -> list[ListSummary]:
-        """Return every list, ordered by title then id (decodes nothing)."""
-        rows = self._connection.execute("SELECT id, title, item_count FROM lists ORDER BY title, id")
+        """Return every list, ordered by title (ignoring case) then id; decodes nothing."""
+        rows = self._connection.execute(
+            "SELECT id, title, item_count FROM lists ORDER BY lower(title), title, id"
+        )
         return [ListSummary(*row) for row in rows]
 
     def find(self, reference: str) -> ListSummary:

@@ -34,6 +34,12 @@ def test_a_new_list_has_its_title_and_no_items(store: Store) -> None:
     assert store.view(created.id).items == []
 
 
+def test_lists_are_ordered_by_title_ignoring_case(store: Store) -> None:
+    for title in ("bakery", "Zoo trip", "Apples"):
+        store.create(title)
+    assert [summary.title for summary in store.lists()] == ["Apples", "bakery", "Zoo trip"]
+
+
 def test_show_orders_items_by_category_then_name(store: Store) -> None:
     list_id = store.create("Groceries").id
     store.add_item(list_id, "milk", 2, category="dairy")
