@@ -1,0 +1,418 @@
+"""The local store API: each edit is one transaction (lock, merge, write, outbox, NOTIFY); readers LISTEN."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from crdt import ItemView, ShoppingList, item_key, new_replica_id
+from sync_service import identity, postgres_server, schema
+from sync_service.errors import (
+    AmbiguousListError,
+    CorruptStateError,
+    EnvironmentProblem,
+    ListNotFoundError,
+    UsageError,
+)
+from sync_service.home import DATABASE_URL_ENV, SOCKET_NAME, Home
+
+CHANNEL = "shoplist_changes"
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    """One line of `shoplist lists`."""
+
+    id: str
+    title: str
+    items: int
+
+
+@dataclass(frozen=True)
+class ListView:
+    """A whole list as a user sees it, items sorted by category, then name."""
+
+    id: str
+    title: str
+    items: list[ItemView]
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A local delta waiting to be pushed to the cloud."""
+
+    seq: int
+    list_id: str
+    delta: bytes
+
+
+def open_store(home: Home) -> Store:
+    """Open the store of `home`, starting its server if needed and upgrading its schema.
+
+    $SHOPLIST_DATABASE_URL, when set, names a PostgreSQL database to use instead of the home's own
+    server (the home still holds the replica marker). Raises EnvironmentProblem subclasses.
+    """
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        home.prepare()
+    connection = _connect(url) if url else _connect_home(home)
+    try:
+        return Store.attach(connection, home)
+    except BaseException:
+        connection.close()
+        raise
+
+
+def _connect(conninfo: str) -> Connection:
+    try:
+        return psycopg.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as error:
+        raise EnvironmentProblem(f"cannot reach the store's PostgreSQL: {_first_line(error)}") from None
+
+
+def _connect_home(home: Home) -> Connection:
+    """Connect to the home's server; start it first when it does not answer."""
+    address = postgres_server.server_address(home)
+    if address is not None and (address.socket_dir / SOCKET_NAME).exists():
+        try:
+            return psycopg.connect(address.conninfo(), autocommit=True)
+        except psycopg.OperationalError:
+            pass  # a stale socket left by a killed server: start a new one
+    started = postgres_server.start(home)
+    address = postgres_server.server_address(home)
+    assert address is not None, "a started store has a password"
+    try:
+        return psycopg.connect(address.conninfo(), autocommit=True)
+    except psycopg.OperationalError as error:
+        raise EnvironmentProblem(
+            f"the store's server (pid {started.pid}) does not answer: {_first_line(error)};"
+            " `shoplist store stop` and try again"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class Store:
+    """One connection to the local store, writing as this home's replica. Not shared between threads:
+    each thread or process opens its own; PostgreSQL's row locks order their writes."""
+
+    def __init__(self, connection: Connection, replica_id: str) -> None:
+        self._connection = connection
+        self.replica_id = replica_id
+        self._listening = False
+
+    @classmethod
+    def attach(cls, connection: Connection, home: Home) -> Store:
+        """Return a store over `connection` (autocommit), upgrading the schema and settling the replica
+        id of `home` on the way."""
+        meta = _read_meta(connection)
+        if int(meta.get("schema_version", 0)) != schema.CURRENT_VERSION:
+            schema.migrate(connection)
+            meta = _read_meta(connection)
+        fingerprint = identity.home_fingerprint(home)
+        replica_id = identity.kept_replica_id(meta["replica_id"], meta["home_fingerprint"], fingerprint)
+        if replica_id is None:
+            replica_id = _take_fresh_replica_id(connection, fingerprint)
+        return cls(connection, replica_id)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----- reading -------------------------------------------------------------------------------
+
+    def lists(self) -> list[ListSummary]:
+        """Return every list, ordered by title (ignoring case) then id; decodes nothing."""
+        rows = self._connection.execute(
+            "SELECT id, title, item_count FROM lists ORDER BY lower(title), title, id"
+        )
+        return [ListSummary(*row) for row in rows]
+
+    def find(self, reference: str) -> ListSummary:
+        """Return the list `reference` names: an id, a title, or an id prefix.
+
+        Raises ListNotFoundError or AmbiguousListError (whose message lists the candidates).
+        """
+        return resolve_reference(reference, self.lists())
+
+    def load(self, list_id: str) -> ShoppingList:
+        """Return the whole list. Raises ListNotFoundError, CorruptStateError."""
+        # One statement reads the header and the items from one snapshot, so they always agree.
+        row = self._connection.execute(
+            "SELECT header, ARRAY(SELECT record FROM items WHERE list_id = lists.id)"
+            " FROM lists WHERE id = %s",
+            (list_id,),
+        ).fetchone()
+        if row is None:
+            raise ListNotFoundError(f"no list with id {list_id}")
+        return self._decode(list_id, row[0], row[1])
+
+    def view(self, list_id: str) -> ListView:
+        """Return the list as a user sees it. Raises ListNotFoundError, CorruptStateError."""
+        state = self.load(list_id)
+        items = sorted(state.entries(), key=lambda item: (item.category.casefold(), item.name.casefold()))
+        return ListView(list_id, state.title, items)
+
+    def outbox(self, after: int = 0, limit: int = 1000) -> list[OutboxEntry]:
+        """Return up to `limit` outbox entries with a sequence number above `after`, oldest first."""
+        rows = self._connection.execute(
+            "SELECT seq, list_id, delta FROM outbox WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit)
+        )
+        return [OutboxEntry(seq, list_id, bytes(delta)) for seq, list_id, delta in rows]
+
+    def acknowledge(self, through: int) -> None:
+        """Drop the outbox entries up to and including sequence number `through` (the cloud has them)."""
+        self._connection.execute("DELETE FROM outbox WHERE seq <= %s", (through,))
+
+    # ----- local edits: each one transaction ---------------------------------------------------------
+
+    def create(self, title: str) -> ListSummary:
+        """Create an empty list called `title` and return it. Raises UsageError on a bad title."""
+        state = ShoppingList(self.replica_id)
+        delta = _checked(lambda: state.set_title(title))
+        list_id = secrets.token_hex(16)
+        with self._connection.transaction():
+            self._connection.execute(
+                "INSERT INTO lists (id, header, title, item_count) VALUES (%s, %s, %s, 0)",
+                (list_id, state.header_bytes(), state.title),
+            )
+            self._append_to_outbox(list_id, delta)
+        return ListSummary(list_id, state.title, 0)
+
+    def add_item(
+        self, list_id: str, name: str, needed: int = 1, acquired: int = 0, **details: str
+    ) -> ItemView:
+        """Add to the item's quantities (creating it) and return the item as it now is."""
+        state = self._edit(list_id, [name], lambda state: state.add_item(name, needed, acquired, **details))
+        return _present(state, name)
+
+    def set_item(
+        self, list_id: str, name: str, needed: int | None = None, acquired: int | None = None, **details: str
+    ) -> ItemView:
+        """Set the item's quantities and details (creating it) and return the item as it now is."""
+        state = self._edit(list_id, [name], lambda state: state.set_item(name, needed, acquired, **details))
+        return _present(state, name)
+
+    def remove_item(self, list_id: str, name: str) -> None:
+        """Remove the item. Raises ListNotFoundError if the list has no such item."""
+
+        def remove(state: ShoppingList) -> ShoppingList:
+            if state.item(name) is None:
+                raise ListNotFoundError(f"the list {state.title!r} has no item called {name!r}")
+            return state.remove_item(name)
+
+        self._edit(list_id, [name], remove)
+
+    def rename(self, list_id: str, title: str) -> ListSummary:
+        """Give the list a new title and return it."""
+        state = self._edit(list_id, [], lambda state: state.set_title(title))
+        return ListSummary(list_id, state.title, self._item_count(list_id))
+
+    def delete(self, list_id: str) -> None:
+        """Forget the list on this replica, with its unsent outbox entries. Not replicated: other
+        replicas keep their copies."""
+        with self._connection.transaction():
+            if (
+                self._connection.execute(
+                    "DELETE FROM lists WHERE id = %s RETURNING id", (list_id,)
+                ).fetchone()
+                is None
+            ):
+                raise ListNotFoundError(f"no list with id {list_id}")
+            self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+
+    def merge_remote(self, list_id: str, state: ShoppingList) -> None:
+        """Merge a state or delta that came from another replica (creating the list if new), writing
+        only the items that changed. Nothing goes to the outbox: it is not a local edit."""
+        with self._connection.transaction():
+            row = self._connection.execute(
+                "SELECT header FROM lists WHERE id = %s FOR UPDATE", (list_id,)
+            ).fetchone()
+            if row is None:
+                local = ShoppingList(self.replica_id)
+                self._connection.execute(
+                    "INSERT INTO lists (id, header) VALUES (%s, %s)", (list_id, local.header_bytes())
+                )
+            else:
+                records = self._connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,))
+                local = self._decode(list_id, row[0], [record for (record,) in records])
+            before = {key: local.item_bytes(key) for key in state.item_keys() | local.item_keys()}
+            local.merge(state)
+            changed = [key for key, record in before.items() if local.item_bytes(key) != record]
+            self._write(list_id, local, changed, len(local))
+            self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+
+    # ----- listening -------------------------------------------------------------------------------
+
+    def listen(self) -> None:
+        """Start receiving change notifications (call before reading, so no change slips between)."""
+        if not self._listening:
+            self._connection.execute(f"LISTEN {CHANNEL}")
+            self._listening = True
+
+    def wait_for_change(self, timeout: float) -> set[str]:
+        """Wait up to `timeout` seconds for committed changes; return the ids of the lists changed (empty
+        on timeout). Includes this connection's own writes."""
+        self.listen()
+        return {note.payload for note in self._connection.notifies(timeout=timeout, stop_after=1)}
+
+    # ----- internals -------------------------------------------------------------------------------
+
+    def _item_count(self, list_id: str) -> int:
+        row = self._connection.execute("SELECT item_count FROM lists WHERE id = %s", (list_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _edit(
+        self, list_id: str, names: Iterable[str], change: Callable[[ShoppingList], ShoppingList]
+    ) -> ShoppingList:
+        """Run one local edit as one transaction and return the (partial) list after it: holding the
+        header and the items named, which is all an edit of those items needs."""
+        keys = sorted({_key(name) for name in names})
+        with self._connection.transaction():
+            row = self._connection.execute(
+                "SELECT header, item_count FROM lists WHERE id = %s FOR UPDATE", (list_id,)
+            ).fetchone()
+            if row is None:
+                raise ListNotFoundError(f"no list with id {list_id}")
+            records = self._connection.execute(
+                "SELECT record FROM items WHERE list_id = %s AND key = ANY(%s)", (list_id, keys)
+            )
+            state = self._decode(list_id, row[0], [record for (record,) in records])
+            present_before = len(state)
+            delta = _checked(lambda: change(state))
+            if not delta.item_keys() <= set(keys):
+                raise AssertionError(f"an edit of {keys} touched {sorted(delta.item_keys())}")
+            # Every loaded row is written, not just the delta's item_keys(): removing an item with no
+            # quantities yields a delta of context alone, yet its row must go.
+            self._write(list_id, state, keys, row[1] + len(state) - present_before)
+            self._append_to_outbox(list_id, delta)
+        return state
+
+    def _write(self, list_id: str, state: ShoppingList, keys: Iterable[str], item_count: int) -> None:
+        """Write the header and the item rows `keys` of `state` (deleting rows of items that are gone)."""
+        self._connection.execute(
+            "UPDATE lists SET header = %s, title = %s, item_count = %s WHERE id = %s",
+            (state.header_bytes(), state.title, item_count, list_id),
+        )
+        upserts, deletions = [], []
+        for key in keys:
+            record = state.item_bytes(key)
+            if record is None:
+                deletions.append(key)
+            else:
+                upserts.append((list_id, key, record))
+        with self._connection.cursor() as cursor:
+            if upserts:
+                cursor.executemany(
+                    "INSERT INTO items (list_id, key, record) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (list_id, key) DO UPDATE SET record = excluded.record",
+                    upserts,
+                )
+            if deletions:
+                cursor.execute("DELETE FROM items WHERE list_id = %s AND key = ANY(%s)", (list_id, deletions))
+
+    def _append_to_outbox(self, list_id: str, delta: ShoppingList) -> None:
+        """Queue the delta for the cloud and wake listeners; both take effect at commit."""
+        if delta.is_empty():
+            return
+        self._connection.execute(
+            "INSERT INTO outbox (list_id, delta) VALUES (%s, %s)", (list_id, delta.to_bytes())
+        )
+        self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+
+    def _decode(self, list_id: str, header: bytes, records: Sequence[bytes]) -> ShoppingList:
+        try:
+            return ShoppingList.from_parts(
+                bytes(header), (bytes(record) for record in records), self.replica_id
+            )
+        except ValueError as error:
+            raise CorruptStateError(f"the stored state of list {list_id} is damaged: {error}") from None
+
+
+def resolve_reference(reference: str, lists: Sequence[ListSummary]) -> ListSummary:
+    """Return the one list of `lists` that `reference` names: an exact id first, else every list whose
+    title matches (ignoring case and spacing) or whose id starts with it must be one and the same.
+
+    Raises ListNotFoundError or AmbiguousListError (naming the candidates).
+    """
+    for summary in lists:
+        if summary.id == reference:
+            return summary
+    wanted = " ".join(reference.split()).casefold()
+    prefix = reference.strip().lower()
+    candidates = [
+        summary
+        for summary in lists
+        if summary.title.casefold() == wanted or (prefix and summary.id.startswith(prefix))
+    ]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ListNotFoundError(f"no list matches {reference!r}")
+    named = ", ".join(f"{summary.id[:12]} {summary.title!r}" for summary in candidates)
+    raise AmbiguousListError(f"{reference!r} matches {len(candidates)} lists: {named}; give more of the id")
+
+
+def _read_meta(connection: Connection) -> dict[str, str]:
+    try:
+        rows = connection.execute("SELECT key, value FROM meta").fetchall()
+    except psycopg.errors.UndefinedTable:
+        return {}
+    return dict(rows)
+
+
+def _take_fresh_replica_id(connection: Connection, fingerprint: str) -> str:
+    """Record a new replica id for this copy of the home, unless a concurrent process just did."""
+    with connection.transaction():
+        rows = connection.execute(
+            "SELECT key, value FROM meta WHERE key IN ('replica_id', 'home_fingerprint') FOR UPDATE"
+        ).fetchall()
+        meta: dict[str, str] = dict(rows)
+        kept = identity.kept_replica_id(meta["replica_id"], meta["home_fingerprint"], fingerprint)
+        if kept is not None:
+            return kept
+        replica_id = new_replica_id()
+        connection.execute(
+            "UPDATE meta SET value = CASE key WHEN 'replica_id' THEN %s ELSE %s END"
+            " WHERE key IN ('replica_id', 'home_fingerprint')",
+            (replica_id, fingerprint),
+        )
+        return replica_id
+
+
+def _checked(action: Callable[[], Any]) -> Any:
+    """Run `action`, turning the ValueError the CRDT raises on bad input into a UsageError."""
+    try:
+        return action()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _key(name: str) -> str:
+    try:
+        return item_key(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _present(state: ShoppingList, name: str) -> ItemView:
+    item = state.item(name)
+    if item is None:
+        raise AssertionError(f"item {name!r} is missing right after it was written")
+    return item
