@@ -176,9 +176,10 @@ class Store:
         )
         return [OutboxEntry(seq, list_id, bytes(delta)) for seq, list_id, delta in rows]
 
-    def acknowledge(self, through: int) -> None:
-        """Drop the outbox entries up to and including sequence number `through` (the cloud has them)."""
-        self._connection.execute("DELETE FROM outbox WHERE seq <= %s", (through,))
+    def acknowledge(self, seqs: Iterable[int]) -> None:
+        """Drop the outbox entries with these sequence numbers: the cloud holds them durably. Lists sync
+        independently, so acknowledgements need not come in sequence order."""
+        self._connection.execute("DELETE FROM outbox WHERE seq = ANY(%s)", (list(seqs),))
 
     # ----- local edits: each one transaction ---------------------------------------------------------
 

@@ -27,9 +27,9 @@ from crdt import ShoppingList
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One local change waiting for the cloud: its outbox row id, the list, and the delta's bytes."""
+    """One local change waiting for the cloud: its outbox sequence number, the list, the delta's bytes."""
 
-    id: int
+    seq: int
     list_id: str
     delta: bytes
 
@@ -247,7 +247,7 @@ class SyncEngine:
 
     def _take_entries(self, entries: Iterable[OutboxEntry]) -> None:
         for entry in entries:
-            self.pending.setdefault(entry.id, entry)
+            self.pending.setdefault(entry.seq, entry)
 
     def _succeeded(self, now: float) -> list[Effect]:
         self.last_sync = now
@@ -300,7 +300,7 @@ class SyncEngine:
         return batches
 
     def _push(self, list_id: str, entries: list[OutboxEntry]) -> Push:
-        request = self._new_request(_Request(list_id, tuple(entry.id for entry in entries)))
+        request = self._new_request(_Request(list_id, tuple(entry.seq for entry in entries)))
         return Push(
             request,
             list_id,

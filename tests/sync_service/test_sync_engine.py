@@ -47,7 +47,7 @@ class FakeHome:
         else:
             delta = shopping.remove_item(name)
         entry = OutboxEntry(self.next_id, list_id, delta.to_bytes())
-        self.outbox[entry.id] = entry
+        self.outbox[entry.seq] = entry
         self.next_id += 1
         return entry, delta
 
@@ -120,7 +120,7 @@ class World:
         self.network.clear()
         self.subscribed.clear()
         self.engine = SyncEngine(rng=random.Random(1))
-        self.run(self.engine.start(self.now, LISTS, sorted(self.home.outbox.values(), key=lambda e: e.id)))
+        self.run(self.engine.start(self.now, LISTS, sorted(self.home.outbox.values(), key=lambda e: e.seq)))
 
     def toggle_outage(self) -> None:
         self.down = not self.down
@@ -230,10 +230,10 @@ def test_outbox_entries_are_acknowledged_only_after_the_cloud_acknowledged_them(
     (push,) = engine.on_local_changes(0.0, [entry])
     assert isinstance(push, Push)
     assert engine.on_request_failed(0.0, push.request) == []
-    assert engine.pending == {entry.id: entry}
+    assert engine.pending == {entry.seq: entry}
     effects = engine.tick(1000.0)
     (retry,) = [effect for effect in effects if isinstance(effect, Push)]
-    assert Acknowledge((entry.id,)) in engine.on_push_acknowledged(1000.0, retry.request)
+    assert Acknowledge((entry.seq,)) in engine.on_push_acknowledged(1000.0, retry.request)
     assert engine.pending == {}
 
 
