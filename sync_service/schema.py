@@ -45,6 +45,18 @@ ALTER TABLE lists
     ADD COLUMN item_count integer NOT NULL DEFAULT 0
 """
 
+VERSION_3 = """
+ALTER TABLE lists ADD COLUMN shared boolean NOT NULL DEFAULT false;
+CREATE TABLE sync_status (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    state text NOT NULL,
+    pending integer NOT NULL,
+    detail text NOT NULL DEFAULT '',
+    last_sync timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -77,6 +89,7 @@ MIGRATIONS = (
     Migration(
         2, "title and item count on each list, so `lists` decodes nothing", VERSION_2, _fill_list_summaries
     ),
+    Migration(3, "the shared mark on lists, and the sync service's status for every window", VERSION_3),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -22,6 +23,9 @@ from sync_service.errors import (
 from sync_service.home import DATABASE_URL_ENV, SOCKET_NAME, Home
 
 CHANNEL = "shoplist_changes"
+SYNC_CHANNEL = "shoplist_sync"
+SYNC_STATUS_CHANGED = "#sync-status"  # in wait_for_change's result; never a list id
+SYNC_SERVICE_LOCK = 0x5A0B_5317  # held by the one running sync service of a home, for its lifetime
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -33,6 +37,7 @@ class ListSummary:
     id: str
     title: str
     items: int
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,17 @@ class ListView:
     id: str
     title: str
     items: list[ItemView]
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What the sync service last reported: its state (synced, syncing, offline, paused, error), local
+    changes not yet in the cloud, a line of detail, and when it last heard from the cloud."""
+
+    state: str
+    pending: int
+    detail: str = ""
+    last_sync: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +156,7 @@ class Store:
     def lists(self) -> list[ListSummary]:
         """Return every list, ordered by title (ignoring case) then id; decodes nothing."""
         rows = self._connection.execute(
-            "SELECT id, title, item_count FROM lists ORDER BY lower(title), title, id"
+            "SELECT id, title, item_count, shared FROM lists ORDER BY lower(title), title, id"
         )
         return [ListSummary(*row) for row in rows]
 
@@ -180,6 +196,50 @@ class Store:
         """Drop the outbox entries with these sequence numbers: the cloud holds them durably. Lists sync
         independently, so acknowledgements need not come in sequence order."""
         self._connection.execute("DELETE FROM outbox WHERE seq = ANY(%s)", (list(seqs),))
+
+    # ----- sync bookkeeping ----------------------------------------------------------------------
+
+    def mark_shared(self, list_id: str) -> None:
+        """Mark the list as shared (its code was given out, or it was joined by code)."""
+        if (
+            self._connection.execute(
+                "UPDATE lists SET shared = true WHERE id = %s RETURNING id", (list_id,)
+            ).fetchone()
+            is None
+        ):
+            raise ListNotFoundError(f"no list with id {list_id}")
+        self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+
+    def claim_sync_service(self) -> bool:
+        """Try to become this home's one sync service; True if claimed. The claim lasts as long as this
+        connection, so a killed service releases it at once."""
+        row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (SYNC_SERVICE_LOCK,)).fetchone()
+        return bool(row and row[0])
+
+    def sync_service_running(self) -> bool:
+        """Return whether some process holds this home's sync service claim."""
+        row = self._connection.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = %s",
+            (SYNC_SERVICE_LOCK,),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def record_sync_status(self, status: SyncStatus) -> None:
+        """Store what the sync service reports, for windows and `shoplist status`, and notify them."""
+        with self._connection.transaction():
+            self._connection.execute(
+                "INSERT INTO sync_status (state, pending, detail, last_sync) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (only_row) DO UPDATE SET state = excluded.state, pending = excluded.pending,"
+                " detail = excluded.detail, last_sync = excluded.last_sync, updated_at = now()",
+                (status.state, status.pending, status.detail, status.last_sync),
+            )
+            self._connection.execute("SELECT pg_notify(%s, %s)", (SYNC_CHANNEL, status.state))
+
+    def sync_status(self) -> SyncStatus | None:
+        """Return what the sync service last reported, or None if it never ran in this home."""
+        row = self._connection.execute("SELECT state, pending, detail, last_sync FROM sync_status").fetchone()
+        return SyncStatus(*row) if row else None
 
     # ----- local edits: each one transaction ---------------------------------------------------------
 
@@ -265,13 +325,18 @@ class Store:
         """Start receiving change notifications (call before reading, so no change slips between)."""
         if not self._listening:
             self._connection.execute(f"LISTEN {CHANNEL}")
+            self._connection.execute(f"LISTEN {SYNC_CHANNEL}")
             self._listening = True
 
     def wait_for_change(self, timeout: float) -> set[str]:
-        """Wait up to `timeout` seconds for committed changes; return the ids of the lists changed (empty
-        on timeout). Includes this connection's own writes."""
+        """Wait up to `timeout` seconds for committed changes; return the ids of the lists changed, plus
+        SYNC_STATUS_CHANGED if the sync service reported (empty on timeout). Includes this connection's
+        own writes."""
         self.listen()
-        return {note.payload for note in self._connection.notifies(timeout=timeout, stop_after=1)}
+        return {
+            note.payload if note.channel == CHANNEL else SYNC_STATUS_CHANGED
+            for note in self._connection.notifies(timeout=timeout, stop_after=1)
+        }
 
     # ----- internals -------------------------------------------------------------------------------
 
