@@ -226,8 +226,9 @@ class SyncEngine:
         return SyncState.SYNCED
 
     def retry_at(self) -> float | None:
-        """Return when a tick is next useful, or None if nothing waits for time."""
-        if self.online or self.paused or not (self.pending or self._to_pull):
+        """Return when a tick is next useful, or None if nothing waits for time (a probe in flight
+        waits for its reply, not for time)."""
+        if self.online or self.paused or self._in_flight or not (self.pending or self._to_pull):
             return None
         return self._retry_at
 
