@@ -50,6 +50,11 @@ class Home:
         return self.path / "replica-marker"
 
     @property
+    def proxies_file(self) -> Path:
+        """The proxy endpoints set with `shoplist config proxies`."""
+        return self.path / "proxies.json"
+
+    @property
     def socket_dir(self) -> Path:
         """The private directory of the server's Unix socket: `run/` in the home when the socket path
         fits the system limit, else a short per-home directory in the temp folder."""
