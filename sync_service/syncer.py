@@ -54,8 +54,9 @@ class CloudClient(Protocol):
     async def subscribe(self, list_id: str) -> None:
         """Start receiving the list's published changes."""
 
-    async def next_update(self) -> tuple[str, bytes]:
-        """Wait for and return the next published change: (list id, merged delta or state)."""
+    async def next_update(self) -> tuple[str, bytes] | None:
+        """Wait for and return the next published change: (list id, merged delta or state); or None
+        when the subscription moved to another proxy, so changes may have been missed."""
 
     def describe(self) -> str:
         """Return a short description for people: the proxy in use, or the ones being tried."""
@@ -63,7 +64,7 @@ class CloudClient(Protocol):
 
 @dataclass(frozen=True)
 class _Event:
-    kind: str  # "local", "acked", "pulled", "failed", "update", "sync", "pause", "resume", "stop"
+    kind: str  # local, acked, pulled, failed, update, reconnected, sync, pause, resume, tick, stop
     request: int = 0
     list_id: str = ""
     data: bytes | None = None
@@ -185,6 +186,8 @@ class Syncer:
             effects = self.engine.on_request_failed(now, event.request)
         elif event.kind == "update":
             effects = self.engine.on_remote_update(event.list_id, event.data or b"")
+        elif event.kind == "reconnected":
+            effects = self.engine.on_connection_restored(now)
         elif event.kind == "sync":
             effects = self.engine.sync_now(now)
         elif event.kind == "pause":
@@ -256,8 +259,11 @@ class Syncer:
 
     async def _watch_updates(self) -> None:
         while True:
-            list_id, data = await self._client.next_update()
-            self._events.put_nowait(_Event("update", list_id=list_id, data=data))
+            update = await self._client.next_update()
+            if update is None:
+                self._events.put_nowait(_Event("reconnected"))
+            else:
+                self._events.put_nowait(_Event("update", list_id=update[0], data=update[1]))
 
     async def _apply_remote(self, list_id: str, data: bytes) -> None:
         try:
