@@ -133,6 +133,7 @@ class NodeCore:
                 effects.append(self._ask(operation, write, owner, owner, is_hint=False))
             else:
                 effects += self._hint(operation, write, owner)
+                write.quorum.failure(owner)  # it cannot answer; its stand-in may
         return effects + self._settle_write(operation, write)
 
     def on_read(self, now: float, origin: object, request: Message) -> list[Effect]:
