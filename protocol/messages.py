@@ -1,0 +1,169 @@
+"""Shoplist wire messages: types, error codes, limits, and the two-frame codec (header + CRDT body)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_FRAME_BYTES = 2 * MAX_BODY_BYTES
+"""zmq MAXMSGSIZE: frames up to this size get a TOO_LARGE reply; larger ones drop the connection."""
+MAX_ID_LENGTH = 128
+LIST_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+TOPIC_END = b"\x00"
+
+
+class Kind(StrEnum):
+    """Every message type. Requests expect exactly one reply with the same request id."""
+
+    WRITE = "write"  # client/proxy -> node: merge the body (a delta) into `list`; reply OK
+    READ = "read"  # client/proxy -> node: reply STATE with the merged list
+    REPLICATE = "replicate"  # node -> node: store the body durably (as a hint for `hint_for` if set)
+    FETCH = "fetch"  # node -> node: reply STATE with this replica's copy
+    GOSSIP = "gossip"  # node/proxy -> node: `members` table; reply GOSSIP with the receiver's table
+    STATUS = "status"  # anyone -> node/proxy: reply STATUS_REPLY with `info`
+    PING = "ping"  # anyone -> node/proxy: reply PONG
+    OK = "ok"
+    STATE = "state"
+    STATUS_REPLY = "status_reply"
+    PONG = "pong"
+    ERROR = "error"
+    CHANGE = "change"  # published on PUB sockets: a merged delta for `list`
+
+
+class ErrorCode(StrEnum):
+    """Why a request failed, and whose fault it is."""
+
+    MALFORMED = "malformed"  # the sender's fault: not a valid message
+    TOO_LARGE = "too_large"  # the sender's fault: over a size limit
+    UNSUPPORTED_VERSION = "unsupported_version"  # the sender speaks another protocol version
+    BAD_REQUEST = "bad_request"  # the sender's fault: a valid message that makes no sense here
+    BAD_STATE = "bad_state"  # the sender's fault: the CRDT body does not decode
+    UNAVAILABLE = "unavailable"  # the cluster's: too few replicas answered in time
+    INTERNAL = "internal"  # a bug or the environment (database) on the replying side
+
+
+REQUESTS = frozenset({Kind.WRITE, Kind.READ, Kind.REPLICATE, Kind.FETCH, Kind.GOSSIP, Kind.STATUS, Kind.PING})
+REPLIES = frozenset({Kind.OK, Kind.STATE, Kind.STATUS_REPLY, Kind.PONG, Kind.ERROR, Kind.GOSSIP})
+_NEEDS_LIST = frozenset({Kind.WRITE, Kind.READ, Kind.REPLICATE, Kind.FETCH, Kind.CHANGE})
+_NEEDS_BODY = frozenset({Kind.WRITE, Kind.REPLICATE, Kind.CHANGE})
+
+
+class ProtocolError(ValueError):
+    """An inbound message broke the protocol; `code` says how (the sender's fault)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Message:
+    """One protocol message: a kind, a request id, header fields, and an optional CRDT body."""
+
+    kind: Kind
+    request_id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def list_id(self) -> str:
+        """Return the `list` field (validated on decode for the kinds that carry one)."""
+        return str(self.fields.get("list", ""))
+
+
+def encode(message: Message) -> list[bytes]:
+    """Return the frames of `message`: [header] or [header, body]."""
+    header = {"v": VERSION, "type": message.kind.value, "id": message.request_id, **message.fields}
+    packed: bytes = msgpack.packb(header, use_bin_type=True)
+    return [packed, message.body] if message.body else [packed]
+
+
+def decode(frames: list[bytes]) -> Message:
+    """Return the message carried by `frames`. Raises ProtocolError on anything else."""
+    if not 1 <= len(frames) <= 2:
+        raise ProtocolError(ErrorCode.MALFORMED, f"expected 1 or 2 frames, got {len(frames)}")
+    header_bytes = frames[0]
+    body = bytes(frames[1]) if len(frames) == 2 else b""
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE, f"header is {len(header_bytes)} bytes, limit {MAX_HEADER_BYTES}"
+        )
+    if len(body) > MAX_BODY_BYTES:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"body is {len(body)} bytes, limit {MAX_BODY_BYTES}")
+    header = _unpack_header(header_bytes)
+    kind = _check_kind(header)
+    request_id = header.pop("id", None)
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_LENGTH:
+        raise ProtocolError(ErrorCode.MALFORMED, "`id` must be a string of 1 to 128 characters")
+    if kind in _NEEDS_LIST:
+        list_id = header.get("list")
+        if not isinstance(list_id, str) or not LIST_ID_PATTERN.fullmatch(list_id):
+            raise ProtocolError(ErrorCode.MALFORMED, "`list` must match [A-Za-z0-9_.:-]{1,128}")
+    if kind in _NEEDS_BODY and not body:
+        raise ProtocolError(ErrorCode.MALFORMED, f"a {kind.value} message needs a body frame")
+    return Message(kind, request_id, header, body)
+
+
+def _unpack_header(header_bytes: bytes) -> dict[str, Any]:
+    try:
+        header = msgpack.unpackb(
+            header_bytes, raw=False, strict_map_key=True, max_bin_len=0, max_ext_len=0, max_array_len=4096
+        )
+    except Exception as error:  # msgpack raises many types on garbage; all mean "not a header".
+        raise ProtocolError(ErrorCode.MALFORMED, f"header is not msgpack: {type(error).__name__}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "header must be a msgpack map")
+    version = header.pop("v", None)
+    if type(version) is not int:
+        raise ProtocolError(ErrorCode.MALFORMED, "header needs an integer `v` (protocol version)")
+    if version != VERSION:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION, f"protocol version {version} is not supported (this side speaks 1)"
+        )
+    return header
+
+
+def _check_kind(header: dict[str, Any]) -> Kind:
+    name = header.pop("type", None)
+    try:
+        return Kind(name)
+    except ValueError:
+        raise ProtocolError(ErrorCode.MALFORMED, f"unknown message type {name!r}") from None
+
+
+def reply(request: Message, kind: Kind, body: bytes = b"", **fields: Any) -> Message:
+    """Return a reply of `kind` to `request` (same request id)."""
+    return Message(kind, request.request_id, fields, body)
+
+
+def error(request_id: str, code: ErrorCode, text: str) -> Message:
+    """Return an ERROR reply carrying `code` and a human-readable `message`."""
+    return Message(Kind.ERROR, request_id or "-", {"code": code.value, "message": text[:1000]})
+
+
+def error_for_frames(frames: list[bytes], problem: ProtocolError) -> Message:
+    """Return the ERROR reply to undecodable `frames`, reusing their request id when one can be read."""
+    return error(_salvage_request_id(frames), problem.code, str(problem))
+
+
+def _salvage_request_id(frames: list[bytes]) -> str:
+    if not frames or len(frames[0]) > MAX_HEADER_BYTES:
+        return "-"
+    try:
+        header = msgpack.unpackb(frames[0], raw=False, max_bin_len=0, max_ext_len=0, max_array_len=4096)
+    except Exception:  # already known to be bad; any id we cannot read becomes "-"
+        return "-"
+    request_id = header.get("id") if isinstance(header, dict) else None
+    return request_id if isinstance(request_id, str) and 0 < len(request_id) <= MAX_ID_LENGTH else "-"
+
+
+def topic(list_id: str) -> bytes:
+    """Return the PUB/SUB topic frame for `list_id` (terminated so one id never prefixes another)."""
+    return list_id.encode() + TOPIC_END

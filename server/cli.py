@@ -1,0 +1,181 @@
+"""`shoplist-server`: run a node, a proxy or a whole local cluster, and show the cluster's status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from protocol.messages import Kind, Message, ProtocolError, decode, encode
+from server import sockets
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:7000"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shoplist-server", description="Run and inspect the Shoplist cloud."
+    )
+    parser.add_argument("--log-level", default=os.environ.get("SHOPLIST_LOG_LEVEL", "INFO"))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    node = commands.add_parser("node", help="run one server node (with its own PostgreSQL)")
+    node.add_argument("--id", required=True, help="node id, unique in the cluster (e.g. n1)")
+    node.add_argument("--bind", required=True, help="request endpoint, e.g. tcp://127.0.0.1:7101")
+    node.add_argument("--publish", required=True, help="change feed endpoint, e.g. tcp://127.0.0.1:7102")
+    node.add_argument("--data", required=True, type=Path, help="directory for this node's PostgreSQL")
+    node.add_argument("--seeds", default="", help="comma-separated request endpoints of other nodes")
+    node.add_argument("-n", "--replicas", type=int, default=3)
+    node.add_argument("-r", "--read-quorum", type=int, default=2)
+    node.add_argument("-w", "--write-quorum", type=int, default=2)
+    node.set_defaults(run=_run_node)
+
+    proxy = commands.add_parser("proxy", help="run one stateless proxy")
+    proxy.add_argument("--id", default="proxy")
+    proxy.add_argument("--bind", required=True, help="client endpoint, e.g. tcp://127.0.0.1:7000")
+    proxy.add_argument("--publish", required=True, help="subscriber endpoint, e.g. tcp://127.0.0.1:7001")
+    proxy.add_argument("--seeds", required=True, help="comma-separated node request endpoints")
+    proxy.add_argument("-n", "--replicas", type=int, default=3)
+    proxy.set_defaults(run=_run_proxy)
+
+    status = commands.add_parser("status", help="show members, state, ownership, hints and handoffs")
+    status.add_argument(
+        "--endpoint", default=None, help="a proxy or node (default: first of SHOPLIST_PROXIES)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--timeout", type=float, default=2.0)
+    status.set_defaults(run=_run_status)
+
+    cluster = commands.add_parser("cluster", help="run a whole local ring: nodes, proxies, PostgreSQL each")
+    cluster.add_argument("--nodes", type=int, default=3)
+    cluster.add_argument("--proxies", type=int, default=2)
+    cluster.add_argument("--data", required=True, type=Path, help="directory for every node's data")
+    cluster.add_argument("--port", type=int, default=None, help="first port (default: free ports)")
+    cluster.set_defaults(run=_run_cluster)
+    return parser
+
+
+def _seeds(text: str) -> tuple[str, ...]:
+    return tuple(seed.strip() for seed in text.split(",") if seed.strip())
+
+
+def _stop_event_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def _run_node(args: argparse.Namespace) -> int:
+    from server import postgres
+    from server.node_core import Config
+    from server.node_service import NodeSettings, serve_node
+
+    sockets.setup_logging(f"node/{args.id}", args.log_level)
+    try:
+        config = Config(args.replicas, args.read_quorum, args.write_quorum)
+    except ValueError as problem:
+        print(f"shoplist-server node: {problem}", file=sys.stderr)
+        return 2
+    server = postgres.start(args.data.resolve() / "postgres")
+    settings = NodeSettings(args.id, args.bind, args.publish, _seeds(args.seeds), config)
+
+    async def run() -> None:
+        stop = _stop_event_on_signals()
+        await serve_node(settings, server.get_uri(), stop, lambda: None)
+
+    asyncio.run(run())
+    return 0
+
+
+def _run_proxy(args: argparse.Namespace) -> int:
+    from server.proxy_service import ProxyService, ProxySettings
+
+    sockets.setup_logging(f"proxy/{args.id}", args.log_level)
+    settings = ProxySettings(args.id, args.bind, args.publish, _seeds(args.seeds), args.replicas)
+
+    async def run() -> None:
+        stop = _stop_event_on_signals()
+        await ProxyService(settings).run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def request(endpoint: str, kind: Kind, timeout: float, body: bytes = b"", **fields: Any) -> Message | None:
+    """Send one request to `endpoint` and return the reply, or None if none came within `timeout`."""
+    context = zmq.Context.instance()
+    socket = sockets.configure(context.socket(zmq.DEALER))
+    try:
+        socket.connect(endpoint.split("?")[0])
+        socket.send_multipart(encode(Message(kind, uuid.uuid4().hex, fields, body)))
+        if not socket.poll(int(timeout * 1000)):
+            return None
+        try:
+            return decode(socket.recv_multipart())
+        except ProtocolError:
+            return None
+    finally:
+        socket.close(0)
+
+
+def gather_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
+    """Return the status seen from `endpoint`, each member enriched with its own hints and handoffs."""
+    answer = request(endpoint, Kind.STATUS, timeout)
+    if answer is None or answer.kind is not Kind.STATUS_REPLY:
+        return None
+    info: dict[str, Any] = answer.fields.get("info", {})
+    for member in info.get("members", []):
+        own = request(member["endpoint"], Kind.STATUS, timeout) if member.get("state") == "alive" else None
+        own_info = own.fields.get("info", {}) if own is not None and own.kind is Kind.STATUS_REPLY else {}
+        member["hints_held"] = own_info.get("hints", {})
+        member["handoffs"] = own_info.get("handoffs", {})
+    return info
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    endpoint = args.endpoint or (os.environ.get("SHOPLIST_PROXIES", "").split(",")[0] or DEFAULT_ENDPOINT)
+    info = gather_status(endpoint, args.timeout)
+    if info is None:
+        print(f"shoplist-server status: no answer from {endpoint} within {args.timeout:g} s", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+        return 0
+    print(f"{info['role']} {info['id']} at {info['endpoint']}")
+    print(f"{'member':<10} {'state':<8} {'ownership':>9}  {'hints held':<20} handoffs  endpoint")
+    for member in info.get("members", []):
+        hints = ", ".join(f"{owner}:{count}" for owner, count in member["hints_held"].items()) or "-"
+        handoffs = ", ".join(f"{owner}:{state}" for owner, state in member["handoffs"].items()) or "-"
+        print(
+            f"{member['id']:<10} {member['state']:<8} {member['ownership']:>9.1%}  {hints:<20} {handoffs:<9} "
+            f"{member['endpoint']}"
+        )
+    return 0
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from server.cluster import run_cluster
+
+    sockets.setup_logging("cluster", args.log_level)
+    return run_cluster(args.nodes, args.proxies, args.data.resolve(), args.port, args.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

