@@ -33,7 +33,7 @@ class NoCloudConfigured(ShoplistError):
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of `shoplist-sync`."""
     parser = argparse.ArgumentParser(prog="shoplist-sync", description="Keep a home's lists in sync.")
-    parser.add_argument("--home", help="the local replica's directory (default: $SHOPLIST_HOME, else per user)")
+    parser.add_argument("--home", help="the local replica's directory (default: $SHOPLIST_HOME or per user)")
     parser.add_argument("--headless", action="store_true", help="no tray icon: log instead (for servers)")
     parser.add_argument("--verbose", action="store_true", help="log every sync step")
     return parser
@@ -86,9 +86,7 @@ def _make_syncer(home: Home, endpoints: Sequence[str], **callbacks: Any) -> tupl
 
 def _run_headless(home: Home, endpoints: Sequence[str]) -> int:
     async def run() -> None:
-        syncer, link = _make_syncer(
-            home, endpoints, on_status=_log_status, on_notification=_log_notification
-        )
+        syncer, link = _make_syncer(home, endpoints, on_status=_log_status, on_notification=_log_notification)
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, syncer.stop)
@@ -154,8 +152,8 @@ def _set_autostart(enabled: bool, home: Home) -> None:
     from sync_service import autostart
 
     if enabled:
-        command = shutil.which("shoplist-sync") or sys.executable
-        prefix = [command] if command.endswith("shoplist-sync") else [command, "-m", "sync_service.tray_service"]
+        installed = shutil.which("shoplist-sync")
+        prefix = [installed] if installed else [sys.executable, "-m", "sync_service.tray_service"]
         where = autostart.enable([*prefix, "--home", str(home.path)])
         log.info("starts at login now (%s)", where)
     else:
