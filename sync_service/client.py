@@ -72,10 +72,12 @@ class CloudClient:
         """Return the proxy endpoint in use now."""
         return self.proxies[self._current]
 
-    async def write(self, list_id: str, delta: ShoppingList) -> None:
-        """Merge `delta` into the cloud's copy of `list_id`; return once W replicas stored it durably.
-        Raises CloudError (or CloudUnavailable). Safe to retry: merging twice changes nothing."""
-        await self.request(Message(Kind.WRITE, self._next_id(), {"list": list_id}, delta.to_bytes()))
+    async def write(self, list_id: str, delta: ShoppingList | bytes) -> None:
+        """Merge `delta` (a list state, or its encoding) into the cloud's copy of `list_id`; return once
+        W replicas stored it durably. Raises CloudError (or CloudUnavailable). Safe to retry: merging
+        twice changes nothing."""
+        body = delta if isinstance(delta, bytes) else delta.to_bytes()
+        await self.request(Message(Kind.WRITE, self._next_id(), {"list": list_id}, body))
 
     async def read(self, list_id: str, replica: str | None = None) -> ShoppingList:
         """Return the cloud's merged copy of `list_id` (empty if nobody wrote it yet)."""

@@ -107,7 +107,8 @@ def _run_with_tray(home: Home, endpoints: Sequence[str]) -> int:
     from sync_service import autostart
     from sync_service.tray import SyncTray, TrayState, TrayStatus, tray_available
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
