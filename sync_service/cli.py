@@ -92,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("rename", "give a list a new title").add_argument("title", metavar="TITLE", type=title)
     store = command("store", "start, stop or inspect the local store's server", takes_list=False)
     store.add_argument("action", choices=("start", "stop", "status"))
-    command("config", "show where this replica keeps its data", takes_list=False)
+    config = command("config", "show this replica's settings, or set its proxies", takes_list=False)
+    config.add_argument("setting", nargs="?", choices=("proxies",), help="`proxies URL...` sets the cloud")
+    config.add_argument("urls", nargs="*", metavar="URL", help="proxy endpoints; none resets to the default")
+    from sync_service import cli_online
+
+    cli_online.add_commands(command)
     for sub in commands.choices.values():
         _global_options(sub, default=argparse.SUPPRESS)
     return parser
@@ -245,21 +250,67 @@ def _store(arguments: argparse.Namespace) -> None:
 def _config(arguments: argparse.Namespace) -> None:
     import os
 
+    from sync_service import cli_online
     from sync_service.home import DATABASE_URL_ENV
+    from sync_service.proxies import choose_proxies
 
     home = _home(arguments)
+    if arguments.setting == "proxies":
+        cli_online.config_proxies(arguments, home, _say)
+        return
+    if arguments.urls:
+        from sync_service.errors import UsageError
+
+        raise UsageError(f"unexpected arguments after config: {' '.join(arguments.urls)}")
+    proxies = choose_proxies(home)
     settings = {
         "home": str(home.path),
         "data_dir": str(home.data_dir),
         "socket_dir": str(home.socket_dir),
         "log": str(home.log_file),
         "database_url_override": bool(os.environ.get(DATABASE_URL_ENV)),
+        "proxies": list(proxies.endpoints),
+        "proxies_from": proxies.source,
     }
     _say(
         arguments,
         lambda: "\n".join(f"{key + ':':<23}{value}" for key, value in settings.items()),
         lambda: settings,
     )
+
+
+def _share(arguments: argparse.Namespace) -> None:
+    from sync_service import cli_online
+
+    with _open(arguments) as store:
+        cli_online.share(arguments, store, _say)
+
+
+def _join(arguments: argparse.Namespace) -> None:
+    from sync_service import cli_online
+
+    with _open(arguments) as store:
+        cli_online.join(arguments, store, _home(arguments), _say)
+
+
+def _pull(arguments: argparse.Namespace) -> None:
+    from sync_service import cli_online
+
+    with _open(arguments) as store:
+        cli_online.pull(arguments, store, _home(arguments), _say)
+
+
+def _sync(arguments: argparse.Namespace) -> None:
+    from sync_service import cli_online
+
+    cli_online.sync(arguments, _home(arguments), _say)
+
+
+def _sync_status(arguments: argparse.Namespace) -> None:
+    from sync_service import cli_online
+
+    with _open(arguments) as store:
+        cli_online.status(arguments, store, _home(arguments), _say)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -273,6 +324,11 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "rename": _rename,
     "store": _store,
     "config": _config,
+    "share": _share,
+    "join": _join,
+    "pull": _pull,
+    "sync": _sync,
+    "status": _sync_status,
 }
 
 if __name__ == "__main__":
