@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crdt import ShoppingList
+from protocol.local_cluster import local_cluster_file
 from protocol.messages import Kind
 from server import postgres
 from server.cli import request
@@ -76,6 +78,8 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
         signal.signal(signum, lambda *_: stop.set())
     children: list[subprocess.Popen[bytes]] = []
     node_info = []
+    published: Path | None = None
+    ready_line = ""
     try:
         for index, (endpoint, publish) in enumerate(node_urls, start=1):
             node_id = f"n{index}"
@@ -104,14 +108,43 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
             children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
         if not _wait_ready([e for e, _ in proxy_urls], [n["id"] for n in node_info], stop, children):
             return 1
-        print(json.dumps({"proxies": [e for e, _ in proxy_urls], "nodes": node_info}), flush=True)
+        ready_line = json.dumps({"proxies": [e for e, _ in proxy_urls], "nodes": node_info})
+        print(ready_line, flush=True)
+        published = _publish(ready_line)
         log.info("cluster ready: %d nodes, %d proxies", nodes, proxies)
         stop.wait()
         return 0
     finally:
+        if published is not None:
+            _unpublish(published, ready_line)
         _stop_all(children)
         for node in node_info:
             postgres.stop_leftover(data / str(node["id"]) / "postgres")
+
+
+def _publish(ready_line: str) -> Path | None:
+    """Write the ready line where local clients look for a cluster; return the file (None if that
+    failed: clients can still be told the proxies explicitly)."""
+    path = local_cluster_file(os.environ)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(ready_line + "\n")
+        temporary.replace(path)
+    except OSError as error:
+        log.warning("could not publish the cluster for local clients at %s: %s", path, error)
+        return None
+    log.info("published for local clients at %s", path)
+    return path
+
+
+def _unpublish(path: Path, ready_line: str) -> None:
+    """Remove the published file if it is still ours (a newer cluster may have replaced it)."""
+    try:
+        if path.read_text().strip() == ready_line:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _wait_ready(

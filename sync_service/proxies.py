@@ -9,11 +9,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.local_cluster import local_cluster_file
 from sync_service.errors import UsageError
 from sync_service.home import Home
 
 PROXIES_ENV = "SHOPLIST_PROXIES"
-CLUSTER_FILE_ENV = "SHOPLIST_CLUSTER_FILE"
 ENDPOINT = re.compile(r"tcp://[A-Za-z0-9.\-\[\]:]+:\d{1,5}(\?key=[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40})?")
 
 
@@ -23,15 +23,6 @@ class ProxyChoice:
 
     endpoints: tuple[str, ...]
     source: str
-
-
-def local_cluster_file() -> Path:
-    """Return where `shoplist-server cluster` publishes its ready line for clients on this machine."""
-    if os.environ.get(CLUSTER_FILE_ENV):
-        return Path(os.environ[CLUSTER_FILE_ENV])
-    import platformdirs
-
-    return platformdirs.user_runtime_path("shoplist", appauthor=False, ensure_exists=False) / "cluster.json"
 
 
 def parse_endpoints(text: str | list[str]) -> tuple[str, ...]:
@@ -51,7 +42,7 @@ def choose_proxies(home: Home) -> ProxyChoice:
     saved = _read_json(home.proxies_file)
     if isinstance(saved, list) and saved:
         return ProxyChoice(parse_endpoints([str(entry) for entry in saved]), str(home.proxies_file))
-    published = _read_json(local_cluster_file())
+    published = _read_json(local_cluster_file(os.environ))
     if isinstance(published, dict) and isinstance(published.get("proxies"), list):
         return ProxyChoice(
             parse_endpoints([str(entry) for entry in published["proxies"]]), "the local cluster"

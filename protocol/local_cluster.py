@@ -1,0 +1,19 @@
+"""Where a local `shoplist-server cluster` publishes its ready line, so clients on the same machine find
+it with no configuration (the quick start). Paths only; the callers read and write the file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+CLUSTER_FILE_ENV = "SHOPLIST_CLUSTER_FILE"
+
+
+def local_cluster_file(environment: Mapping[str, str]) -> Path:
+    """Return the file for this user: $SHOPLIST_CLUSTER_FILE, else `cluster.json` in the user's runtime
+    directory (pass `os.environ`)."""
+    if environment.get(CLUSTER_FILE_ENV):
+        return Path(environment[CLUSTER_FILE_ENV])
+    import platformdirs
+
+    return platformdirs.user_runtime_path("shoplist", appauthor=False, ensure_exists=False) / "cluster.json"
