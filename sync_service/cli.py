@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `shoplist` command and return its exit code."""
     arguments = build_parser().parse_args(argv)
+    import logging
+
+    # Commands report in one line on stderr; the sync machinery's own log lines are for the service.
+    logging.getLogger("shoplist").addHandler(logging.NullHandler())
+    logging.getLogger("shoplist").propagate = False
     from sync_service.errors import ShoplistError
 
     try:

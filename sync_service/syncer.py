@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from crdt import ShoppingList
 from sync_service.change_summary import Notification, NotificationGrouper, list_change
+from sync_service.client import CloudUnavailable
 from sync_service.errors import ListNotFoundError
 from sync_service.store import SYNC_STATUS_CHANGED, Store, SyncStatus
 from sync_service.sync_engine import (
@@ -36,10 +37,6 @@ log = logging.getLogger("shoplist.sync")
 T = TypeVar("T")
 LISTEN_POLL_SECONDS = 0.5
 IDLE_TICK_SECONDS = 5.0
-
-
-class CloudUnavailable(Exception):
-    """No proxy answered a request in time (the environment's fault: network or cloud down)."""
 
 
 class CloudClient(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,14 +44,28 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
 
 
 @pytest.fixture
-def postgres_database(postgres_server: object) -> Iterator[str]:
-    """A fresh, empty database on the session's server; yields its connection URI."""
+def database_factory(postgres_server: object) -> Iterator[Callable[[], str]]:
+    """Make fresh, empty databases on the session's server (dropped after the test); each call
+    returns a connection URI."""
     import psycopg
 
-    name = f"test_{uuid.uuid4().hex[:12]}"
     admin_uri: str = postgres_server.get_uri()  # type: ignore[attr-defined]
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin_uri, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return postgres_server.get_uri(name)  # type: ignore[attr-defined,no-any-return]
+
+    yield create
     with psycopg.connect(admin_uri, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server.get_uri(name)  # type: ignore[attr-defined]
-    with psycopg.connect(admin_uri, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_database(database_factory: Callable[[], str]) -> str:
+    """A fresh, empty database on the session's server; its connection URI."""
+    return database_factory()
