@@ -182,15 +182,22 @@ class ShoppingList:
         """Merge `other` (a delta or a full state) into this list, in place. Idempotent, commutative,
         associative. Costs time in proportion to `other` (plus this list's size when `other` is a full
         state whose context covers many dots)."""
+        self.merge_changes(other)
+
+    def merge_changes(self, other: ShoppingList) -> set[str]:
+        """Merge like `merge` and return the keys of the item records that changed (added, altered or
+        dropped), so a store can rewrite just those. The title's change shows in `title`."""
         if other is self:
-            return
+            return set()
         if not isinstance(other, ShoppingList):
             raise TypeError(f"can only merge a ShoppingList, not {type(other).__name__}")
         context, other_context = self._context, other._context
         overwritten = self._keys_overwritten_by(other)
+        touched = overwritten | other._items.keys()
+        before = {key: self._items.get(key) for key in touched}
         self._title = self._title.join(context, other._title, other_context)
         for key, theirs in other._items.items():
-            mine = self._items.get(key)
+            mine = before[key]
             if mine is None:
                 self._store(key, _unseen_part(theirs, context, other_context))
             elif mine is not theirs and mine != theirs:
@@ -198,6 +205,7 @@ class ShoppingList:
         for key in overwritten:
             self._store(key, self._items[key].join(context, EMPTY_ITEM, other_context))
         context.join(other_context)
+        return {key for key in touched if self._items.get(key) != before[key]}
 
     def copy(self, replica: str | None = None) -> ShoppingList:
         """Return an independent copy of the replicated state, acting as `replica` (default: the same)."""

@@ -3,10 +3,10 @@ list, and a grouper that turns a burst of remote edits into one notification per
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from crdt import ShoppingList
+from crdt import ItemView, ShoppingList
 
 MAX_NAMES_SHOWN = 3
 
@@ -65,23 +65,37 @@ def list_change(before: ShoppingList, after: ShoppingList) -> ListChange:
     """Return what a user sees changed from `before` to `after` (two states of the same list)."""
     old = {view.name.casefold(): view for view in before.entries()}
     new = {view.name.casefold(): view for view in after.entries()}
-    added = [new[key].name for key in new if key not in old]
-    removed = [old[key].name for key in old if key not in new]
-    acquired, changed = [], []
-    for key in new.keys() & old.keys():
-        then, now = old[key], new[key]
+    keys = old.keys() | new.keys()
+    return items_change(
+        {key: old.get(key) for key in keys}, {key: new.get(key) for key in keys}, before.title, after.title
+    )
+
+
+def items_change(
+    before: Mapping[str, ItemView | None], after: Mapping[str, ItemView | None], title_before: str, title: str
+) -> ListChange:
+    """Return the change from the items `before` to `after` (key -> item, None where absent) and from
+    one title to the other."""
+    added, removed, acquired, changed = [], [], [], []
+    for key in before.keys() | after.keys():
+        then, now = before.get(key), after.get(key)
         if then == now:
             continue
-        if now.acquired >= now.needed > 0 and then.acquired < then.needed:
-            acquired.append(now.name)
-        else:
-            changed.append(now.name)
+        if then is None and now is not None:
+            added.append(now.name)
+        elif now is None and then is not None:
+            removed.append(then.name)
+        elif now is not None and then is not None:
+            if now.acquired >= now.needed > 0 and then.acquired < then.needed:
+                acquired.append(now.name)
+            else:
+                changed.append(now.name)
     return ListChange(
         added=tuple(sorted(added)),
         removed=tuple(sorted(removed)),
         changed=tuple(sorted(changed)),
         acquired=tuple(sorted(acquired)),
-        renamed_to=after.title if after.title != before.title and before.title else None,
+        renamed_to=title if title != title_before and title_before else None,
     )
 
 

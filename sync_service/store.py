@@ -50,6 +50,18 @@ class ListView:
 
 
 @dataclass(frozen=True)
+class RemoteMerge:
+    """What merging another replica's change did to a list: the title before and after, and each
+    changed item as it was and as it is (None where absent)."""
+
+    created: bool
+    title_before: str
+    title: str
+    before: dict[str, ItemView | None]
+    after: dict[str, ItemView | None]
+
+
+@dataclass(frozen=True)
 class SyncStatus:
     """What the sync service last reported: its state (synced, syncing, offline, paused, error), local
     changes not yet in the cloud, a line of detail, and when it last heard from the cloud."""
@@ -179,6 +191,18 @@ class Store:
             raise ListNotFoundError(f"no list with id {list_id}")
         return self._decode(list_id, row[0], row[1])
 
+    def item(self, list_id: str, name: str) -> ItemView | None:
+        """Return the present item called `name` (any case or spacing), or None; reads one item row.
+        Raises ListNotFoundError, CorruptStateError, UsageError on a bad name."""
+        row = self._connection.execute(
+            "SELECT header, ARRAY(SELECT record FROM items WHERE list_id = lists.id AND key = %s)"
+            " FROM lists WHERE id = %s",
+            (_key(name), list_id),
+        ).fetchone()
+        if row is None:
+            raise ListNotFoundError(f"no list with id {list_id}")
+        return self._decode(list_id, row[0], row[1]).item(name)
+
     def view(self, list_id: str) -> ListView:
         """Return the list as a user sees it. Raises ListNotFoundError, CorruptStateError."""
         state = self.load(list_id)
@@ -298,9 +322,10 @@ class Store:
                 raise ListNotFoundError(f"no list with id {list_id}")
             self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
 
-    def merge_remote(self, list_id: str, state: ShoppingList) -> None:
+    def merge_remote(self, list_id: str, state: ShoppingList) -> RemoteMerge:
         """Merge a state or delta that came from another replica (creating the list if new), writing
-        only the items that changed. Nothing goes to the outbox: it is not a local edit."""
+        only the items that changed, and return what changed. Nothing goes to the outbox: it is not a
+        local edit."""
         with self._connection.transaction():
             row = self._connection.execute(
                 "SELECT header FROM lists WHERE id = %s FOR UPDATE", (list_id,)
@@ -313,11 +338,18 @@ class Store:
             else:
                 records = self._connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,))
                 local = self._decode(list_id, row[0], [record for (record,) in records])
-            before = {key: local.item_bytes(key) for key in state.item_keys() | local.item_keys()}
-            local.merge(state)
-            changed = [key for key, record in before.items() if local.item_bytes(key) != record]
+            title_before = local.title
+            before = local.copy()
+            changed = local.merge_changes(state)
             self._write(list_id, local, changed, len(local))
             self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+        return RemoteMerge(
+            created=row is None,
+            title_before=title_before,
+            title=local.title,
+            before={key: before.item(key) for key in changed},
+            after={key: local.item(key) for key in changed},
+        )
 
     # ----- listening -------------------------------------------------------------------------------
 

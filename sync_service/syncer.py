@@ -17,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from crdt import ShoppingList
-from sync_service.change_summary import Notification, NotificationGrouper, list_change
+from sync_service.change_summary import Notification, NotificationGrouper, items_change
 from sync_service.client import CloudUnavailable
-from sync_service.errors import ListNotFoundError
 from sync_service.store import SYNC_STATUS_CHANGED, Store, SyncStatus
 from sync_service.sync_engine import (
     Acknowledge,
@@ -269,18 +268,10 @@ class Syncer:
             log.warning("ignored a damaged state of list %s from the cloud: %s", list_id, error)
             return
         store = self._store_or_fail()
-
-        def merge() -> tuple[ShoppingList | None, ShoppingList]:
-            try:
-                before: ShoppingList | None = store.load(list_id)
-            except ListNotFoundError:
-                before = None
-            store.merge_remote(list_id, remote)
-            return before, store.load(list_id)
-
-        before, after = await self._in_store(merge)
-        if before is not None:
-            self._grouper.on_change(self._clock(), list_id, after.title, list_change(before, after))
+        merged = await self._in_store(lambda: store.merge_remote(list_id, remote))
+        if not merged.created:
+            change = items_change(merged.before, merged.after, merged.title_before, merged.title)
+            self._grouper.on_change(self._clock(), list_id, merged.title, change)
 
     # ----- status -------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -49,7 +50,10 @@ def running_cluster(data: Path, *, nodes: int = 3, proxies: int = 2) -> Iterator
         "--proxies",
         str(proxies),
     ]
-    process = subprocess.Popen([*command, "--data", str(data)], stdout=subprocess.PIPE, stderr=log)
+    environment = {**os.environ, "SHOPLIST_CLUSTER_FILE": str(data / "published.json")}
+    process = subprocess.Popen(
+        [*command, "--data", str(data)], stdout=subprocess.PIPE, stderr=log, env=environment
+    )
     assert process.stdout is not None
     try:
         line = process.stdout.readline()

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crdt import ShoppingList, new_replica_id
+from tests.crdt.laws import histories
 from tests.crdt.specs import SHOPPING_LIST
 
 
@@ -311,3 +312,16 @@ def test_a_replica_s_own_edits_always_compact_into_its_version_vector(operations
     for operation in operations:
         operation(shopping)
     assert shopping.context.cloud == frozenset()
+
+
+@given(histories(SHOPPING_LIST), st.data())
+def test_merge_changes_names_exactly_the_item_records_that_changed(
+    history: tuple[list[ShoppingList], list[ShoppingList]], data: st.DataObject
+) -> None:
+    replicas, deltas = history
+    target = replicas[0]
+    source = data.draw(st.sampled_from(replicas[1:] + deltas))
+    before = {key: target.item_bytes(key) for key in target.item_keys() | source.item_keys()}
+    changed = target.merge_changes(source)
+    after = {key: target.item_bytes(key) for key in before}
+    assert changed == {key for key in before if before[key] != after[key]}

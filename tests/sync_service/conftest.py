@@ -43,6 +43,7 @@ def cli_environment(database_url: str | None) -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SHOPLIST_")}
     if database_url is not None:
         environment[DATABASE_URL_ENV] = database_url
+    environment["SHOPLIST_CLUSTER_FILE"] = os.devnull  # never find a cluster running on this machine
     return environment
 
 

@@ -246,3 +246,11 @@ def test_editing_in_parts_gives_the_same_state_as_editing_the_whole_list(
     assert store.load(list_id) == model
     assert store.find(list_id).items == len(model)
     assert store.view(list_id).title == model.title
+
+
+def test_item_reads_one_item_by_any_spelling_of_its_name(store: Store) -> None:
+    list_id = store.create("Groceries").id
+    store.add_item(list_id, "Whole Milk", 2)
+    item = store.item(list_id, "  whole   MILK ")
+    assert item is not None and (item.name, item.needed) == ("Whole Milk", 2)
+    assert store.item(list_id, "Eggs") is None

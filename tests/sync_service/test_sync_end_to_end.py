@@ -44,7 +44,6 @@ class HomeUnderTest:
     def environment(self) -> dict[str, str]:
         environment = cli_environment(self.database)
         environment["SHOPLIST_PROXIES"] = ",".join(self.proxies)
-        environment["SHOPLIST_CLUSTER_FILE"] = str(self.path.parent / "no-local-cluster.json")
         return environment
 
     def shoplist(self, *arguments: str) -> Result:
