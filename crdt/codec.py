@@ -3,7 +3,7 @@ validation that turns any malformed input into a DecodeError (a ValueError)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import msgpack
@@ -43,6 +43,12 @@ def decode(data: object, tag: str, version: int, body_length: int) -> list[Any]:
     Raises DecodeError on anything else: wrong type, size over the limit, bad msgpack, another tag,
     another number of fields; UnsupportedVersionError on an unknown version.
     """
+    return decode_versioned(data, tag, {version: body_length})[1]
+
+
+def decode_versioned(data: object, tag: str, layouts: Mapping[int, int]) -> tuple[int, list[Any]]:
+    """Return (version, body fields) of an encoding of `tag` in any version `layouts` maps to its number
+    of body fields. Raises as `decode` does."""
     if not isinstance(data, bytes | bytearray | memoryview):
         fail(f"expected bytes, got {type(data).__name__}")
     if len(data) > MAX_ENCODED_BYTES:
@@ -65,15 +71,17 @@ def decode(data: object, tag: str, version: int, body_length: int) -> list[Any]:
         fail(f"not a {tag} encoding: expected an array [tag, version, ...]")
     if value[0] != tag:
         fail(f"expected type tag {tag!r}, found {value[0]!r}")
-    if type(value[1]) is not int:
+    version = value[1]
+    if type(version) is not int:
         fail(f"{tag}: the format version must be an integer")
-    if value[1] != version:
+    if version not in layouts:
+        readable = ", ".join(str(known) for known in sorted(layouts))
         raise UnsupportedVersionError(
-            f"{tag}: format version {value[1]} is not supported (this code reads {version})"
+            f"{tag}: format version {version} is not supported (this code reads {readable})"
         )
-    if len(value) != 2 + body_length:
-        fail(f"{tag} v{version}: expected {body_length} fields, found {len(value) - 2}")
-    return value[2:]
+    if len(value) != 2 + layouts[version]:
+        fail(f"{tag} v{version}: expected {layouts[version]} fields, found {len(value) - 2}")
+    return version, value[2:]
 
 
 def guarded(tag: str, build: Callable[[], T]) -> T:

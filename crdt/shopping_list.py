@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from crdt import codec
-from crdt.causal_counter import EMPTY_COUNTER, CausalCounter
+from crdt.causal_counter import EMPTY_COUNTER, CausalCounter, CounterEntry
 from crdt.dots import CausalContext, Dot
 from crdt.item import (
     EMPTY_ITEM,
@@ -26,7 +26,11 @@ from crdt.replica import check_replica_id, new_replica_id
 TAG = "SL"
 HEADER_TAG = "SH"
 ITEM_TAG = "SI"
-VERSION = 1
+VERSION = 2
+"""The format written. Version 2 stores an item as [name or key, needed, category, acquired, unit, note]
+with trailing empty fields left out and short counter entries; version 1 (seven fixed fields) is still
+read, so stores and nodes written by an older release keep working."""
+READABLE_VERSIONS = (1, 2)
 MAX_TITLE_LENGTH = 200
 DETAIL_FIELDS = ("category", "unit", "note")
 
@@ -244,14 +248,15 @@ class ShoppingList:
         Raises DecodeError (a ValueError) on anything that is not a valid encoding, and
         UnsupportedVersionError (a DecodeError) on a format version this code does not read.
         """
-        table_field, context_field, title_field, items_field = codec.decode(data, TAG, VERSION, 4)
+        version, body = codec.decode_versioned(data, TAG, dict.fromkeys(READABLE_VERSIONS, 4))
+        table_field, context_field, title_field, items_field = body
         result = cls(replica or new_replica_id())
 
         def build() -> ShoppingList:
             table = codec.read_replica_table(table_field, "replica table")
             result._read_header(table, context_field, title_field)
             for fields in codec.check_list(items_field, "items"):
-                result._read_item(table, fields)
+                result._read_item(table, fields, version)
             return result
 
         return codec.guarded(TAG, build)
@@ -285,7 +290,8 @@ class ShoppingList:
         the items it holds and for merging deltas that concern only them. Raises DecodeError as
         `from_bytes` does, also when an item record does not fit the header's causal context.
         """
-        table_field, context_field, title_field = codec.decode(header, HEADER_TAG, VERSION, 3)
+        _, header_body = codec.decode_versioned(header, HEADER_TAG, dict.fromkeys(READABLE_VERSIONS, 3))
+        table_field, context_field, title_field = header_body
         result = cls(replica or new_replica_id())
 
         def build() -> ShoppingList:
@@ -293,8 +299,11 @@ class ShoppingList:
                 codec.read_replica_table(table_field, "replica table"), context_field, title_field
             )
             for record in items:
-                fields, item_table = codec.decode(record, ITEM_TAG, VERSION, 2)
-                result._read_item(codec.read_replica_table(item_table, "item replica table"), fields)
+                version, (fields, item_table) = codec.decode_versioned(
+                    record, ITEM_TAG, dict.fromkeys(READABLE_VERSIONS, 2)
+                )
+                table = codec.read_replica_table(item_table, "item replica table")
+                result._read_item(table, fields, version)
             return result
 
         return codec.guarded(HEADER_TAG, build)
@@ -303,8 +312,8 @@ class ShoppingList:
         self._context = codec.decode_context(context_field, table)
         self._title = _decode_register(title_field, table, self._context, "title", MAX_TITLE_LENGTH)
 
-    def _read_item(self, table: Sequence[str], fields: object) -> None:
-        key, item = _decode_item(fields, table, self._context)
+    def _read_item(self, table: Sequence[str], fields: object, version: int) -> None:
+        key, item = _decode_item(fields, table, self._context, version)
         if key in self._items:
             codec.fail(f"item {key!r} is listed twice")
         self._store(key, item)
@@ -402,15 +411,19 @@ def _view(item: Item) -> ItemView:
 
 
 def _encode_item(key: str, item: Item, table: codec.ReplicaTable) -> list[object]:
-    return [
-        None if item.name else key,
-        _encode_register(item.name, table),
+    """Return an item record: a present item starts with its name register, a removed one (no name)
+    with its key; the fields most items leave empty come last and are left out when empty."""
+    fields: list[object] = [
+        _encode_register(item.name, table) if item.name else key,
+        _encode_counter(item.needed, table),
         _encode_register(item.category, table),
+        _encode_counter(item.acquired, table),
         _encode_register(item.unit, table),
         _encode_register(item.note, table),
-        _encode_counter(item.needed, table),
-        _encode_counter(item.acquired, table),
     ]
+    while len(fields) > 1 and not fields[-1]:
+        fields.pop()
+    return fields
 
 
 def _encode_register(register: Register, table: codec.ReplicaTable) -> list[object]:
@@ -421,9 +434,16 @@ def _encode_register(register: Register, table: codec.ReplicaTable) -> list[obje
 
 
 def _encode_counter(counter: CausalCounter, table: codec.ReplicaTable) -> list[object]:
+    """Return a counter as flat entries. The first number of an entry is twice the replica's number,
+    plus 1 when the full [P, N, PF, NF] follows; an entry with only increments and no floor (the common
+    case) is just [2 * replica, P]."""
     flat: list[object] = []
     for replica, p, n, pf, nf in counter:
-        flat += [table.number(replica), p, n, pf, nf]
+        number = 2 * table.number(replica)
+        if n == pf == nf == 0:
+            flat += [number, p]
+        else:
+            flat += [number + 1, p, n, pf, nf]
     return flat
 
 
@@ -453,44 +473,100 @@ def _decode_write(
     return (dot[0], dot[1], stamp, codec.check_str(flat[index + 3], what, max_length=max_length))
 
 
-def _decode_counter(value: object, table: Sequence[str], what: str) -> CausalCounter:
-    flat = codec.check_list(value, what, multiple_of=5)
-    if not flat:
+def _decode_counter(value: object, table: Sequence[str], what: str, version: int) -> CausalCounter:
+    read = _counter_entries_v1 if version == 1 else _counter_entries
+    entries = read(value, table, what)
+    if not entries:
         return EMPTY_COUNTER
-    entries = []
-    for index in range(0, len(flat), 5):
-        replica = codec.read_replica(table, flat[index], what)
-        p, n, pf, nf = (codec.check_int(flat[index + offset], what) for offset in range(1, 5))
+    for _, p, n, pf, nf in entries:
         if pf > p or nf > n:
             codec.fail(f"{what}: a floor lies above its total")
-        entries.append((replica, p, n, pf, nf))
     if len({entry[0] for entry in entries}) != len(entries):
         codec.fail(f"{what}: a replica is listed twice")
     return CausalCounter.from_entries(entries)
 
 
-def _decode_item(fields: object, table: Sequence[str], context: CausalContext) -> tuple[str, Item]:
+def _counter_entries(value: object, table: Sequence[str], what: str) -> list[CounterEntry]:
+    """Read the entries written by `_encode_counter`."""
+    flat = codec.check_list(value, what)
+    entries: list[CounterEntry] = []
+    index = 0
+    while index < len(flat):
+        number = codec.check_int(flat[index], what)
+        width = 5 if number & 1 else 2
+        if index + width > len(flat):
+            codec.fail(f"{what}: the last entry is cut short")
+        replica = codec.read_replica(table, number >> 1, what)
+        totals = [codec.check_int(flat[index + offset], what) for offset in range(1, width)]
+        p, n, pf, nf = totals if width == 5 else (totals[0], 0, 0, 0)
+        if width == 5 and n == pf == nf == 0:
+            codec.fail(f"{what}: an entry with only increments must be written short")
+        entries.append((replica, p, n, pf, nf))
+        index += width
+    return entries
+
+
+def _counter_entries_v1(value: object, table: Sequence[str], what: str) -> list[CounterEntry]:
+    """Read version 1 counter entries: flat groups of [replica, P, N, PF, NF]."""
+    flat = codec.check_list(value, what, multiple_of=5)
+    entries: list[CounterEntry] = []
+    for index in range(0, len(flat), 5):
+        replica = codec.read_replica(table, flat[index], what)
+        p, n, pf, nf = (codec.check_int(flat[index + offset], what) for offset in range(1, 5))
+        entries.append((replica, p, n, pf, nf))
+    return entries
+
+
+class _ItemFields(NamedTuple):
+    """The fields of an item record, whatever the format version."""
+
+    stored_key: object
+    name: object
+    details: tuple[object, object, object]
+    needed: object
+    acquired: object
+
+
+def _item_fields(fields: object, version: int) -> _ItemFields:
     parts = codec.check_list(fields, "item")
-    if len(parts) != 7:
-        codec.fail(f"item: expected 7 fields, found {len(parts)}")
-    stored_key, name_field, *detail_fields, needed_field, acquired_field = parts
-    name = _decode_register(name_field, table, context, "item name", MAX_NAME_LENGTH)
+    if version == 1:
+        if len(parts) != 7:
+            codec.fail(f"item: expected 7 fields, found {len(parts)}")
+        stored_key, name, category, unit, note, needed, acquired = parts
+        if name and stored_key is not None:
+            codec.fail("item: a present item must not repeat its key")
+        return _ItemFields(stored_key, name, (category, unit, note), needed, acquired)
+    if not 1 <= len(parts) <= 6:
+        codec.fail(f"item: expected 1 to 6 fields, found {len(parts)}")
+    if len(parts) > 1 and parts[-1] == []:
+        codec.fail("item: trailing empty fields must be left out")
+    head, needed, category, acquired, unit, note = parts + [[]] * (6 - len(parts))
+    if isinstance(head, str):
+        return _ItemFields(head, [], (category, unit, note), needed, acquired)
+    return _ItemFields(None, head, (category, unit, note), needed, acquired)
+
+
+def _decode_item(
+    fields: object, table: Sequence[str], context: CausalContext, version: int
+) -> tuple[str, Item]:
+    parts = _item_fields(fields, version)
+    name = _decode_register(parts.name, table, context, "item name", MAX_NAME_LENGTH)
+    if not name and parts.name:
+        codec.fail("item: a removed item stores its key, not an empty name")
     category, unit, note = [
         _decode_register(value, table, context, f"item {field}", MAX_DETAIL_LENGTH[field])
-        for field, value in zip(DETAIL_FIELDS, detail_fields, strict=True)
+        for field, value in zip(DETAIL_FIELDS, parts.details, strict=True)
     ]
-    needed = _decode_counter(needed_field, table, "needed")
-    acquired = _decode_counter(acquired_field, table, "acquired")
+    needed = _decode_counter(parts.needed, table, "needed", version)
+    acquired = _decode_counter(parts.acquired, table, "acquired", version)
     item = Item(name, category, unit, note, needed, acquired)
     if name:
-        if stored_key is not None:
-            codec.fail("item: a present item must not repeat its key")
         keys = {_checked_key(value) for value in (entry[3] for entry in name)}
         if len(keys) != 1:
             codec.fail("item: its names do not agree on one key")
         key = keys.pop()
     else:
-        key = codec.check_str(stored_key, "item key")
+        key = codec.check_str(parts.stored_key, "item key")
         if _checked_key(key) != key:
             codec.fail(f"item key {key!r} is not in canonical form")
     if not any(item):

@@ -120,8 +120,9 @@ def _tampered(change: Any) -> bytes:
     return msgpack.packb(body)
 
 
-# The sample encodes as ["SL", 1, replicas, context, title, items], items sorted by key: [0] is the
-# removed "eggs" record (its key stored, no name), [1] is "Milk".
+# The sample encodes as ["SL", 2, replicas, context, title, items], items sorted by key: [0] is the
+# removed "eggs" record ["eggs", needed, category, acquired] (a removed item stores its key where a
+# present one has its name), [1] is "Milk": [name, needed, category], later empty fields left out.
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -130,15 +131,19 @@ def _tampered(change: Any) -> bytes:
         (lambda b: b[2].append("A"), "repeated replica"),
         (lambda b: b[5].append(b[5][1]), "listed twice"),
         (lambda b: b.__setitem__(3, [[], []]), "not covered"),
-        (lambda b: b[5][1].__setitem__(5, [0, 1, 0, 5, 0]), "floor lies above"),
-        (lambda b: b[5][1].__setitem__(1, [0, 2, 1, "Milk", 0, 4, 1, "Eggs"]), "agree on one key"),
-        (lambda b: b[5][1].__setitem__(1, [0, 9999, 1, "Milk"]), "not covered"),
-        (lambda b: b[5][1].__setitem__(1, [7, 2, 1, "Milk"]), "not in the table"),
-        (lambda b: b[5][1].__setitem__(0, "milk"), "must not repeat"),
+        (lambda b: b[5][1].__setitem__(1, [1, 2, 0, 5, 0]), "floor lies above"),
+        (lambda b: b[5][1].__setitem__(0, [0, 2, 1, "Milk", 0, 4, 1, "Eggs"]), "agree on one key"),
+        (lambda b: b[5][1].__setitem__(0, [0, 9999, 1, "Milk"]), "not covered"),
+        (lambda b: b[5][1].__setitem__(0, [7, 2, 1, "Milk"]), "not in the table"),
+        (lambda b: b[5][1].__setitem__(0, []), "item key"),
         (lambda b: b[5][0].__setitem__(0, "EGGS"), "canonical"),
-        (lambda b: b[5][0].__setitem__(slice(5, 7), [[], []]), "holds no state"),
-        (lambda b: b[5][1].__setitem__(5, [0, -1, 0, 0, 0]), "out of range"),
-        (lambda b: b[5][1].__setitem__(5, [0, 2**64 - 1, 0, 0, 0]), "out of range"),
+        (lambda b: b[5].__setitem__(0, ["eggs"]), "holds no state"),
+        (lambda b: b[5][1].__setitem__(1, [0, -1]), "out of range"),
+        (lambda b: b[5][1].__setitem__(1, [0, 2**64 - 1]), "out of range"),
+        (lambda b: b[5][1].__setitem__(1, [0, 2, 0]), "cut short"),
+        (lambda b: b[5][1].__setitem__(1, [1, 2, 0, 0, 0]), "written short"),
+        (lambda b: b[5][1].append([]), "trailing empty"),
+        (lambda b: b[5][1].extend([[]] * 4), "1 to 6 fields"),
     ],
 )
 def test_hostile_content_is_rejected_with_a_specific_message(change: Any, message: str) -> None:
@@ -152,3 +157,44 @@ def test_item_records_must_fit_the_header_s_causal_context() -> None:
     assert record is not None
     with pytest.raises(DecodeError, match="not covered"):
         ShoppingList.from_parts(ShoppingList("A").header_bytes(), [record])
+
+
+# Written by the version 1 format: replica "B" merged the sample from "A", added 3 Eggs and set Milk to 1.
+VERSION_1_LIST = bytes.fromhex(
+    "96a2534c0192a141a1429294000401029094000101a947726f6365726965739297c094010101a4456767739090909a00"
+    "06000600010300000095000100010097c094010202a44d696c6b94000301a5646169727990909a000200000001000100"
+    "0090"
+)
+VERSION_1_HEADER = bytes.fromhex("95a253480192a141a1429294000401029094000101a947726f636572696573")
+VERSION_1_ITEMS = [
+    bytes.fromhex("94a253490197c094000101a4456767739090909a0106000600000300000095010100010092a142a141"),
+    bytes.fromhex(
+        "94a253490197c094000202a44d696c6b94010301a5646169727990909a010200000000000100009092a142a141"
+    ),
+]
+
+
+def _the_version_1_list_rebuilt() -> ShoppingList:
+    rebuilt = ShoppingList("B")
+    rebuilt.merge(sample_list())
+    rebuilt.add_item("Eggs", 3)
+    rebuilt.set_item("Milk", needed=1)
+    return rebuilt
+
+
+def test_a_list_written_in_format_version_1_still_decodes_to_the_same_state() -> None:
+    decoded = ShoppingList.from_bytes(VERSION_1_LIST)
+    assert decoded == _the_version_1_list_rebuilt()
+    assert decoded.items() == {"Eggs": (3, 0), "Milk": (1, 0)}
+    assert decoded.title == "Groceries"
+
+
+def test_stored_parts_written_in_format_version_1_still_assemble() -> None:
+    assembled = ShoppingList.from_parts(VERSION_1_HEADER, VERSION_1_ITEMS)
+    assert assembled == _the_version_1_list_rebuilt()
+
+
+def test_lists_are_written_in_the_current_format_version() -> None:
+    decoded = ShoppingList.from_bytes(VERSION_1_LIST, replica="B")
+    assert msgpack.unpackb(decoded.to_bytes())[1] == 2
+    assert len(decoded.to_bytes()) < len(VERSION_1_LIST)
