@@ -68,6 +68,11 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
     if nodes < 1 or proxies < 1:
         print("shoplist-server cluster: need at least one node and one proxy", file=sys.stderr)
         return 2
+    try:
+        postgres.ensure_system_user()  # once, before the nodes start side by side
+    except postgres.SystemUserError as problem:
+        print(f"shoplist-server cluster: {problem}", file=sys.stderr)
+        return 1
     ports = list(range(port, port + 2 * (nodes + proxies))) if port else free_ports(2 * (nodes + proxies))
     url = [f"tcp://127.0.0.1:{number}" for number in ports]
     proxy_urls = [(url[2 * i], url[2 * i + 1]) for i in range(proxies)]
