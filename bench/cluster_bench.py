@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from crdt import ShoppingList
 from sync_service.client import CloudClient, CloudError
 
@@ -46,6 +48,9 @@ FIGURES = [
     Figure("writes/s, 1 client", "/s", ""),
     Figure("writes/s, 8 clients", "/s", ""),
     Figure("writes/s, 32 clients", "/s", "≥ 2,000/s", lambda v, _: v >= 2000),
+    Figure("CPU per write at 32 clients: 3 nodes", "ms", ""),
+    Figure("CPU per write at 32 clients: 2 proxies", "ms", ""),
+    Figure("CPU per write at 32 clients: 3 PostgreSQL servers", "ms", ""),
     Figure("read latency p50 (1 client, 20 items)", "ms", ""),
     Figure("read latency p99 (1 client, 20 items)", "ms", ""),
     Figure("write → subscriber p50", "ms", "≤ 5 ms", lambda v, _: v <= 5),
@@ -113,6 +118,39 @@ class Writer:
         return elapsed
 
 
+class CpuMeter:
+    """CPU time (user + system) used by the cluster's nodes, proxies and PostgreSQL servers."""
+
+    def __init__(self, ready: dict[str, Any], data: Path) -> None:
+        nodes = [psutil.Process(node["pid"]) for node in ready["nodes"]]
+        parent = nodes[0].parent()
+        self.groups = {
+            "3 nodes": nodes,
+            "2 proxies": [child for child in parent.children() if "proxy" in child.cmdline()],
+            "3 PostgreSQL servers": [
+                psutil.Process(
+                    int((data / node["id"] / "postgres" / "postmaster.pid").read_text().split()[0])
+                )
+                for node in ready["nodes"]
+            ],
+        }
+
+    def sample(self) -> dict[str, float]:
+        """Return the CPU seconds used so far by each group (PostgreSQL with its backends)."""
+        return {name: sum(_cpu(process) for process in processes) for name, processes in self.groups.items()}
+
+
+def _cpu(process: psutil.Process) -> float:
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def rotated(proxies: list[str], by: int) -> list[str]:
     """Return `proxies` starting at `by` (spreads clients over the proxies)."""
     return proxies[by % len(proxies) :] + proxies[: by % len(proxies)]
@@ -132,12 +170,16 @@ async def write_latency(proxies: list[str], count: int) -> dict[str, float]:
     }
 
 
-async def throughput(proxies: list[str], clients: int, seconds: float) -> float:
-    """Return writes/s acknowledged while `clients` concurrent clients write as fast as they can."""
+async def throughput(
+    proxies: list[str], clients: int, seconds: float, meter: CpuMeter | None = None
+) -> tuple[float, dict[str, float]]:
+    """Return writes/s acknowledged while `clients` concurrent clients write as fast as they can, and
+    the CPU time per write (ms) of each group `meter` watches."""
     writers = [Writer(rotated(proxies, index), f"load{clients}-{index}") for index in range(clients)]
     await asyncio.gather(*(writer.write_one() for writer in writers))
     stop_at = time.perf_counter() + seconds
     started = time.perf_counter()
+    before = meter.sample() if meter else {}
 
     async def loop(writer: Writer) -> int:
         done = 0
@@ -148,9 +190,10 @@ async def throughput(proxies: list[str], clients: int, seconds: float) -> float:
 
     total = sum(await asyncio.gather(*(loop(writer) for writer in writers)))
     elapsed = time.perf_counter() - started
+    after = meter.sample() if meter else {}
     for writer in writers:
         writer.client.close()
-    return total / elapsed
+    return total / elapsed, {name: 1000 * (after[name] - before[name]) / total for name in after}
 
 
 async def read_latency(proxies: list[str], count: int) -> dict[str, float]:
@@ -277,13 +320,15 @@ async def failover(ready: dict[str, Any], clients: int, seconds: float) -> dict[
     }
 
 
-async def one_run(ready: dict[str, Any], arguments: argparse.Namespace) -> dict[str, float]:
+async def one_run(ready: dict[str, Any], meter: CpuMeter, arguments: argparse.Namespace) -> dict[str, float]:
     """Measure every figure once on a fresh cluster (the failover run last: it kills a node)."""
     proxies = ready["proxies"]
     row = progress(await write_latency(proxies, arguments.writes))
     for clients in (1, 8, 32):
         label = f"writes/s, {clients} client{'s' if clients > 1 else ''}"
-        row |= progress({label: await throughput(proxies, clients, arguments.seconds)})
+        rate, cpu = await throughput(proxies, clients, arguments.seconds, meter if clients == 32 else None)
+        row |= progress({label: rate})
+    row |= progress({f"CPU per write at 32 clients: {name}": value for name, value in cpu.items()})
     row |= progress(await read_latency(proxies, arguments.writes // 2))
     row |= progress(await subscriber_latency(proxies, arguments.writes // 2))
     row |= progress(await big_list_cost(proxies, 10_000, arguments.writes // 4))
@@ -320,7 +365,7 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="shoplist-cluster-bench-") as data,
             cluster(Path(data)) as ready,
         ):
-            rows.append(asyncio.run(one_run(ready, arguments)))
+            rows.append(asyncio.run(one_run(ready, CpuMeter(ready, Path(data)), arguments)))
     medians = {figure.label: statistics.median(row[figure.label] for row in rows) for figure in FIGURES}
     print(f"Cluster benchmark (3 nodes, 2 proxies, N/R/W = 3/2/2), median of {arguments.runs} runs\n")
     print("| measurement | target | measured | met |\n|---|---|---|---|")
