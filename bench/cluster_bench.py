@@ -42,6 +42,8 @@ class Figure:
 
 
 FIGURES = [
+    Figure("ping round trip to a proxy p50 (no ring work)", "ms", ""),
+    Figure("ping round trip to a proxy p99 (no ring work)", "ms", ""),
     Figure("write latency p50 (1 client)", "ms", "≤ 3 ms", lambda v, _: v <= 3),
     Figure("write latency p99 (1 client)", "ms", "≤ 15 ms", lambda v, _: v <= 15),
     Figure("write latency p99.9 (1 client)", "ms", ""),
@@ -154,6 +156,22 @@ def _cpu(process: psutil.Process) -> float:
 def rotated(proxies: list[str], by: int) -> list[str]:
     """Return `proxies` starting at `by` (spreads clients over the proxies)."""
     return proxies[by % len(proxies) :] + proxies[: by % len(proxies)]
+
+
+async def ping_latency(proxies: list[str], count: int) -> dict[str, float]:
+    """Round trips to a proxy that answers by itself: what one hop through this machine's scheduler
+    costs, the floor under every other latency here."""
+    client = CloudClient(proxies)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await client.ping()
+        samples.append(time.perf_counter() - started)
+    client.close()
+    return {
+        "ping round trip to a proxy p50 (no ring work)": 1000 * percentile(samples, 0.5),
+        "ping round trip to a proxy p99 (no ring work)": 1000 * percentile(samples, 0.99),
+    }
 
 
 async def write_latency(proxies: list[str], count: int) -> dict[str, float]:
@@ -323,7 +341,8 @@ async def failover(ready: dict[str, Any], clients: int, seconds: float) -> dict[
 async def one_run(ready: dict[str, Any], meter: CpuMeter, arguments: argparse.Namespace) -> dict[str, float]:
     """Measure every figure once on a fresh cluster (the failover run last: it kills a node)."""
     proxies = ready["proxies"]
-    row = progress(await write_latency(proxies, arguments.writes))
+    row = progress(await ping_latency(proxies, arguments.writes // 2))
+    row |= progress(await write_latency(proxies, arguments.writes))
     for clients in (1, 8, 32):
         label = f"writes/s, {clients} client{'s' if clients > 1 else ''}"
         rate, cpu = await throughput(proxies, clients, arguments.seconds, meter if clients == 32 else None)

@@ -169,17 +169,22 @@ class NodeCore:
         return self.on_reply(now, node, error(request_id, ErrorCode.UNAVAILABLE, f"{node} unreachable"))
 
     def tick(self, now: float) -> list[Effect]:
-        """Advance time: hint around slow replicas, fail requests past their deadline."""
+        """Advance time: hint around slow replicas, fail requests past their deadline.
+
+        A slow owner is hinted around after `hint_after` only while the write still needs it for W; once
+        the client has its answer, an owner that is merely slow gets until the deadline (a hint then
+        costs a second write on a node that is probably just as loaded, and hints taken early for every
+        slow reply turn a busy cluster into an overloaded one)."""
         effects: list[Effect] = []
         for operation, write in list(self._writes.items()):
-            if now >= write.hint_at:
-                for owner in write.owners:
-                    if owner not in write.acked_owners and owner not in write.covered_owners:
-                        effects += self._hint(operation, write, owner)
             if now >= write.deadline:
+                if write.answered:
+                    effects += self._hint_missing(operation, write)  # owners silent this long may lack it
                 effects += self._finish_write(operation, write)
-            else:
-                effects += self._settle_write(operation, write)
+                continue
+            if now >= write.hint_at and not write.answered:
+                effects += self._hint_missing(operation, write)
+            effects += self._settle_write(operation, write)
         for operation, read in list(self._reads.items()):
             if now >= read.deadline:
                 effects += self._settle_read(operation, read, final=True)
@@ -216,6 +221,14 @@ class NodeCore:
                 write.quorum.add_candidate(node)
                 return [self._ask(operation, write, node, owner, is_hint=True)]
         return []
+
+    def _hint_missing(self, operation: str, write: _Write) -> list[Effect]:
+        """Hint around every owner that has neither acknowledged the write nor been covered."""
+        effects: list[Effect] = []
+        for owner in write.owners:
+            if owner not in write.acked_owners and owner not in write.covered_owners:
+                effects += self._hint(operation, write, owner)
+        return effects
 
     def _write_answered(self, operation: str, ask: _Ask, *, ok: bool) -> list[Effect]:
         write = self._writes[operation]
