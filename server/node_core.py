@@ -31,7 +31,7 @@ class Config:
     read_quorum: int = 2
     write_quorum: int = 2
     timeout: float = 2.0
-    hint_after: float = 0.25
+    hint_after: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.read_quorum <= self.replicas or not 1 <= self.write_quorum <= self.replicas:
@@ -156,17 +156,30 @@ class NodeCore:
         if entry is None:
             return []
         self.membership.observe(node, Evidence.REPLY, now)
-        operation, ask = entry
+        return self._answered(*entry, reply)
+
+    def on_unreachable(self, now: float, node: str, request_id: str) -> list[Effect]:
+        """A sub-request could not be sent, or its connection dropped: the node is suspect (not alive,
+        as a reply would make it) and the sub-request failed."""
+        self.membership.observe(node, Evidence.UNREACHABLE, now)
+        entry = self._asks.pop(request_id, None)
+        if entry is None:
+            return []
+        return self._answered(*entry, error(request_id, ErrorCode.UNAVAILABLE, f"{node} unreachable"))
+
+    def _answered(self, operation: str, ask: _Ask, reply: Message) -> list[Effect]:
         if operation in self._writes:
             return self._write_answered(operation, ask, ok=reply.kind is Kind.OK)
         if operation in self._reads:
             return self._read_answered(operation, ask, reply)
         return []
 
-    def on_unreachable(self, now: float, node: str, request_id: str) -> list[Effect]:
-        """A sub-request could not be sent: the node has no live connection."""
-        self.membership.observe(node, Evidence.UNREACHABLE, now)
-        return self.on_reply(now, node, error(request_id, ErrorCode.UNAVAILABLE, f"{node} unreachable"))
+    def on_node_lost(self, now: float, node: str) -> list[Effect]:
+        """The connection to `node` dropped: its unanswered sub-requests failed (hint around it now)."""
+        effects: list[Effect] = []
+        for sub_id in [sub for sub, (_, ask) in self._asks.items() if ask.node == node]:
+            effects += self.on_unreachable(now, node, sub_id)
+        return effects
 
     def tick(self, now: float) -> list[Effect]:
         """Advance time: hint around slow replicas, fail requests past their deadline.

@@ -71,7 +71,7 @@ class NodeService:
         self.context = zmq.asyncio.Context()
         self.router = sockets.configure(self.context.socket(zmq.ROUTER), hwm=sockets.PEER_HWM)
         self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
-        self.links = Links(self.context, self._on_link_reply)
+        self.links = Links(self.context, self._on_link_reply, self._on_link_lost)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -205,8 +205,14 @@ class NodeService:
             except ValueError as problem:
                 log.warning("bad gossip from %s: %s", endpoint, problem)
             return
-        node = next((r.node_id for r in self.membership.table.values() if r.endpoint == endpoint), endpoint)
+        node = self.membership.node_at(endpoint) or endpoint
         self._apply(self.core.on_reply(now, node, message))
+
+    def _on_link_lost(self, endpoint: str) -> None:
+        node = self.membership.node_at(endpoint)
+        if node is not None:
+            log.info("lost the connection to node %s", node)
+            self._apply(self.core.on_node_lost(time.monotonic(), node))
 
     def _answer(self, identity: object, message: Message) -> None:
         sockets.try_send(self.router, [identity, *encode(message)])
