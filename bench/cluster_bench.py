@@ -44,6 +44,8 @@ class Figure:
 FIGURES = [
     Figure("ping round trip to a proxy p50 (no ring work)", "ms", ""),
     Figure("ping round trip to a proxy p99 (no ring work)", "ms", ""),
+    Figure("durable commit alone p50 (PostgreSQL INSERT + WAL flush)", "ms", ""),
+    Figure("durable commit alone p99 (PostgreSQL INSERT + WAL flush)", "ms", ""),
     Figure("write latency p50 (1 client)", "ms", "≤ 3 ms", lambda v, _: v <= 3),
     Figure("write latency p99 (1 client)", "ms", "≤ 15 ms", lambda v, _: v <= 15),
     Figure("write latency p99.9 (1 client)", "ms", ""),
@@ -169,6 +171,28 @@ async def timed(call: Callable[[], Awaitable[object]], count: int) -> list[float
         await call()
         samples.append(time.perf_counter() - started)
     return samples
+
+
+def commit_latency(data: Path, count: int) -> dict[str, float]:
+    """Time one-row INSERTs on a PostgreSQL server of its own (autocommit, so each waits for its WAL
+    flush): the disk's part of every write, the floor under the write latency here."""
+    import psycopg
+
+    from server import postgres
+
+    server = postgres.start(data / "commit-probe")
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS probe (number int)")
+        samples = []
+        for number in range(count):
+            started = time.perf_counter()
+            connection.execute("INSERT INTO probe VALUES (%s)", (number,))
+            samples.append(time.perf_counter() - started)
+    server.cleanup()
+    return {
+        "durable commit alone p50 (PostgreSQL INSERT + WAL flush)": 1000 * percentile(samples, 0.5),
+        "durable commit alone p99 (PostgreSQL INSERT + WAL flush)": 1000 * percentile(samples, 0.99),
+    }
 
 
 async def ping_latency(proxies: list[str], count: int) -> dict[str, float]:
@@ -394,7 +418,8 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="shoplist-cluster-bench-") as data,
             cluster(Path(data)) as ready,
         ):
-            rows.append(asyncio.run(one_run(ready, CpuMeter(ready, Path(data)), arguments)))
+            row = progress(commit_latency(Path(data), arguments.writes // 2))
+            rows.append(row | asyncio.run(one_run(ready, CpuMeter(ready, Path(data)), arguments)))
     medians = {figure.label: statistics.median(row[figure.label] for row in rows) for figure in FIGURES}
     print(f"Cluster benchmark (3 nodes, 2 proxies, N/R/W = 3/2/2), median of {arguments.runs} runs\n")
     print("| measurement | target | measured | met |\n|---|---|---|---|")
