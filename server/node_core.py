@@ -11,7 +11,7 @@ Hint delivery rules (HANDOFF_TRANSITIONS is the table):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -93,7 +93,7 @@ class _Read:
     owners: list[str]
     quorum: Quorum
     deadline: float
-    states: dict[str, bytes] = field(default_factory=dict)
+    states: dict[str, ShoppingList] = field(default_factory=dict)  # decoded once, merged twice
     answered: bool = False
 
 
@@ -285,8 +285,9 @@ class NodeCore:
 
     def _read_answered(self, operation: str, ask: _Ask, reply: Message) -> list[Effect]:
         read = self._reads[operation]
-        if reply.kind is Kind.STATE and _decodes(reply.body):
-            read.states[ask.node] = reply.body
+        state = _decoded(reply.body) if reply.kind is Kind.STATE else None
+        if state is not None:
+            read.states[ask.node] = state
             read.quorum.success(ask.node)
         else:
             read.quorum.failure(ask.node)
@@ -296,7 +297,7 @@ class NodeCore:
         effects: list[Effect] = []
         if not read.answered and read.quorum.outcome is Outcome.REACHED:
             read.answered = True
-            merged = _merge_states(read.states.values())
+            merged = _merge_states(read.states.values()).to_bytes()
             effects.append(Respond(read.origin, Message(Kind.STATE, read.request.request_id, {}, merged)))
         elif not read.answered and (read.quorum.outcome is Outcome.FAILED or final):
             read.answered = True
@@ -313,6 +314,7 @@ class NodeCore:
         if len(read.states) < 1:
             return []
         merged = _merge_states(read.states.values())
+        body = merged.to_bytes()
         return [
             Send(
                 node,
@@ -320,7 +322,7 @@ class NodeCore:
                     Kind.REPLICATE,
                     f"{self.node_id}:repair:{next(self._counter)}",
                     {"list": read.request.list_id},
-                    merged,
+                    body,
                 ),
             )
             for node, state in sorted(read.states.items())
@@ -335,19 +337,20 @@ class NodeCore:
             del self._asks[sub_id]
 
 
-def _decodes(body: bytes) -> bool:
+def _decoded(body: bytes) -> ShoppingList | None:
+    """Return the list state `body` encodes, or None if it is not one."""
     try:
-        ShoppingList.from_bytes(body, new_replica_id())
+        return ShoppingList.from_bytes(body, new_replica_id())
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _merge_states(states: object) -> bytes:
+def _merge_states(states: Iterable[ShoppingList]) -> ShoppingList:
+    """Return the join of `states` (left unchanged: merging never alters its argument)."""
     merged = ShoppingList(new_replica_id())
-    for state in states:  # type: ignore[attr-defined]
-        merged.merge(ShoppingList.from_bytes(state, merged.replica))
-    return merged.to_bytes()
+    for state in states:
+        merged.merge(state)
+    return merged
 
 
 class HandoffState(StrEnum):
