@@ -25,7 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 from crdt import ShoppingList
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
 from server.cli import gather_status, request
-from server.cluster import node_command
+from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
 from sync_service.client import CloudClient
 
 pytestmark = pytest.mark.timeout(600)
@@ -77,6 +77,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
 def _fetch(endpoint: str, list_id: str) -> ShoppingList | None:
     answer = request(endpoint, Kind.FETCH, 2.0, list=list_id)
     return ShoppingList.from_bytes(answer.body) if answer is not None and answer.kind is Kind.STATE else None
+
+
+def test_free_ports_are_distinct_and_below_the_range_the_kernel_gives_outgoing_connections() -> None:
+    ports = free_ports(10)
+    assert len(set(ports)) == 10
+    assert all(LOWEST_PORT <= port < ephemeral_range_start() for port in ports)
 
 
 def test_the_ready_line_names_every_proxy_and_node(cluster: Cluster) -> None:
