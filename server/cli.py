@@ -93,7 +93,11 @@ def _run_node(args: argparse.Namespace) -> int:
     except ValueError as problem:
         print(f"shoplist-server node: {problem}", file=sys.stderr)
         return 2
-    server = postgres.start(args.data.resolve() / "postgres")
+    try:
+        server = postgres.start(args.data.resolve() / "postgres")
+    except postgres.SystemUserError as problem:
+        print(f"shoplist-server node: {problem}", file=sys.stderr)
+        return 1
     settings = NodeSettings(args.id, args.bind, args.publish, _seeds(args.seeds), config)
 
     async def run() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,17 +27,42 @@ log = logging.getLogger("shoplist.cluster")
 READY_DEADLINE = 180.0
 
 
+LOWEST_PORT = 10_000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_ports(count: int) -> list[int]:
-    """Return `count` distinct TCP ports free on 127.0.0.1 right now."""
-    holders, ports = [], []
-    for _ in range(count):
-        holder = socket.socket()
-        holder.bind(("127.0.0.1", 0))
-        holders.append(holder)
-        ports.append(holder.getsockname()[1])
-    for holder in holders:
-        holder.close()
-    return ports
+    """Return `count` distinct TCP ports free on 127.0.0.1 right now, chosen below the range the kernel
+    hands out to outgoing connections: a node binds its port only after its PostgreSQL started, and
+    meanwhile any connection on the machine (peers already dialling that very port among them) could be
+    given it as a source port."""
+    start = ephemeral_range_start()
+    candidates = list(range(LOWEST_PORT, start))
+    random.shuffle(candidates)
+    holders: list[socket.socket] = []
+    try:
+        for candidate in candidates:
+            holder = socket.socket()
+            try:
+                holder.bind(("127.0.0.1", candidate))
+            except OSError:
+                holder.close()
+                continue
+            holders.append(holder)
+            if len(holders) == count:
+                return [holder.getsockname()[1] for holder in holders]
+        raise OSError(f"fewer than {count} free ports between {LOWEST_PORT} and {start}")
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def ephemeral_range_start() -> int:
+    """Return the first port of the kernel's range for outgoing connections (IANA's 49152 if unknown)."""
+    try:
+        return max(LOWEST_PORT + 1000, int(EPHEMERAL_RANGE_FILE.read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 def node_command(
@@ -68,6 +94,11 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
     if nodes < 1 or proxies < 1:
         print("shoplist-server cluster: need at least one node and one proxy", file=sys.stderr)
         return 2
+    try:
+        postgres.ensure_system_user()  # once, before the nodes start side by side
+    except postgres.SystemUserError as problem:
+        print(f"shoplist-server cluster: {problem}", file=sys.stderr)
+        return 1
     ports = list(range(port, port + 2 * (nodes + proxies))) if port else free_ports(2 * (nodes + proxies))
     url = [f"tcp://127.0.0.1:{number}" for number in ports]
     proxy_urls = [(url[2 * i], url[2 * i + 1]) for i in range(proxies)]

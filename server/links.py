@@ -19,13 +19,21 @@ log = logging.getLogger("shoplist.links")
 
 class Links:
     """DEALER sockets to peer nodes, keyed by endpoint. Replies go to a waiter if one awaits that
-    request id, else to `on_reply(endpoint, message)`."""
+    request id, else to `on_reply(endpoint, message)`. `on_lost(endpoint)` hears when a connection
+    drops (a peer killed or gone): whatever was sent on it and not yet answered never will be."""
 
-    def __init__(self, context: zmq.asyncio.Context, on_reply: Callable[[str, Message], None]) -> None:
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        on_reply: Callable[[str, Message], None],
+        on_lost: Callable[[str], None] = lambda endpoint: None,
+    ) -> None:
         self._context = context
         self._on_reply = on_reply
+        self._on_lost = on_lost
         self._sockets: dict[str, Any] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._monitors: dict[str, Any] = {}
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._waiters: dict[str, asyncio.Future[Message]] = {}
 
     def ensure(self, endpoint: str) -> None:
@@ -33,9 +41,14 @@ class Links:
         if endpoint in self._sockets:
             return
         socket = sockets.configure(self._context.socket(zmq.DEALER), hwm=sockets.PEER_HWM, immediate=True)
+        monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         socket.connect(endpoint)
         self._sockets[endpoint] = socket
-        self._tasks[endpoint] = asyncio.create_task(self._read(endpoint, socket))
+        self._monitors[endpoint] = monitor
+        self._tasks[endpoint] = [
+            asyncio.create_task(self._read(endpoint, socket)),
+            asyncio.create_task(self._watch(endpoint, monitor)),
+        ]
 
     def send(self, endpoint: str, message: Message) -> bool:
         """Queue `message` to `endpoint`; return False when the peer is not connected right now."""
@@ -72,9 +85,20 @@ class Links:
             except Exception:
                 log.exception("bug: handling a reply from %s failed", endpoint)
 
+    async def _watch(self, endpoint: str, monitor: Any) -> None:
+        while True:
+            await monitor.recv_multipart()  # only EVENT_DISCONNECTED is subscribed
+            try:
+                self._on_lost(endpoint)
+            except Exception:
+                log.exception("bug: handling the lost connection to %s failed", endpoint)
+
     def close(self) -> None:
         """Stop every reader and close every socket."""
-        for task in self._tasks.values():
-            task.cancel()
-        for socket in self._sockets.values():
+        for tasks in self._tasks.values():
+            for task in tasks:
+                task.cancel()
+        for endpoint, socket in self._sockets.items():
+            socket.disable_monitor()
+            self._monitors[endpoint].close(0)
             socket.close(0)

@@ -164,6 +164,10 @@ class Membership:
         """Return every known member id, sorted (the ring is built from this set)."""
         return sorted(self.table)
 
+    def node_at(self, endpoint: str) -> str | None:
+        """Return the id of the member whose request endpoint is `endpoint`, or None."""
+        return next((node_id for node_id, record in self.table.items() if record.endpoint == endpoint), None)
+
     def peers(self) -> list[MemberRecord]:
         """Return every known member but this process."""
         own = self.me.node_id if self.me else None

@@ -11,7 +11,7 @@ Hint delivery rules (HANDOFF_TRANSITIONS is the table):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -31,7 +31,7 @@ class Config:
     read_quorum: int = 2
     write_quorum: int = 2
     timeout: float = 2.0
-    hint_after: float = 0.25
+    hint_after: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.read_quorum <= self.replicas or not 1 <= self.write_quorum <= self.replicas:
@@ -93,7 +93,7 @@ class _Read:
     owners: list[str]
     quorum: Quorum
     deadline: float
-    states: dict[str, bytes] = field(default_factory=dict)
+    states: dict[str, ShoppingList] = field(default_factory=dict)  # decoded once, merged twice
     answered: bool = False
 
 
@@ -156,30 +156,48 @@ class NodeCore:
         if entry is None:
             return []
         self.membership.observe(node, Evidence.REPLY, now)
-        operation, ask = entry
+        return self._answered(*entry, reply)
+
+    def on_unreachable(self, now: float, node: str, request_id: str) -> list[Effect]:
+        """A sub-request could not be sent, or its connection dropped: the node is suspect (not alive,
+        as a reply would make it) and the sub-request failed."""
+        self.membership.observe(node, Evidence.UNREACHABLE, now)
+        entry = self._asks.pop(request_id, None)
+        if entry is None:
+            return []
+        return self._answered(*entry, error(request_id, ErrorCode.UNAVAILABLE, f"{node} unreachable"))
+
+    def _answered(self, operation: str, ask: _Ask, reply: Message) -> list[Effect]:
         if operation in self._writes:
             return self._write_answered(operation, ask, ok=reply.kind is Kind.OK)
         if operation in self._reads:
             return self._read_answered(operation, ask, reply)
         return []
 
-    def on_unreachable(self, now: float, node: str, request_id: str) -> list[Effect]:
-        """A sub-request could not be sent: the node has no live connection."""
-        self.membership.observe(node, Evidence.UNREACHABLE, now)
-        return self.on_reply(now, node, error(request_id, ErrorCode.UNAVAILABLE, f"{node} unreachable"))
+    def on_node_lost(self, now: float, node: str) -> list[Effect]:
+        """The connection to `node` dropped: its unanswered sub-requests failed (hint around it now)."""
+        effects: list[Effect] = []
+        for sub_id in [sub for sub, (_, ask) in self._asks.items() if ask.node == node]:
+            effects += self.on_unreachable(now, node, sub_id)
+        return effects
 
     def tick(self, now: float) -> list[Effect]:
-        """Advance time: hint around slow replicas, fail requests past their deadline."""
+        """Advance time: hint around slow replicas, fail requests past their deadline.
+
+        A slow owner is hinted around after `hint_after` only while the write still needs it for W; once
+        the client has its answer, an owner that is merely slow gets until the deadline (a hint then
+        costs a second write on a node that is probably just as loaded, and hints taken early for every
+        slow reply turn a busy cluster into an overloaded one)."""
         effects: list[Effect] = []
         for operation, write in list(self._writes.items()):
-            if now >= write.hint_at:
-                for owner in write.owners:
-                    if owner not in write.acked_owners and owner not in write.covered_owners:
-                        effects += self._hint(operation, write, owner)
             if now >= write.deadline:
+                if write.answered:
+                    effects += self._hint_missing(operation, write)  # owners silent this long may lack it
                 effects += self._finish_write(operation, write)
-            else:
-                effects += self._settle_write(operation, write)
+                continue
+            if now >= write.hint_at and not write.answered:
+                effects += self._hint_missing(operation, write)
+            effects += self._settle_write(operation, write)
         for operation, read in list(self._reads.items()):
             if now >= read.deadline:
                 effects += self._settle_read(operation, read, final=True)
@@ -216,6 +234,14 @@ class NodeCore:
                 write.quorum.add_candidate(node)
                 return [self._ask(operation, write, node, owner, is_hint=True)]
         return []
+
+    def _hint_missing(self, operation: str, write: _Write) -> list[Effect]:
+        """Hint around every owner that has neither acknowledged the write nor been covered."""
+        effects: list[Effect] = []
+        for owner in write.owners:
+            if owner not in write.acked_owners and owner not in write.covered_owners:
+                effects += self._hint(operation, write, owner)
+        return effects
 
     def _write_answered(self, operation: str, ask: _Ask, *, ok: bool) -> list[Effect]:
         write = self._writes[operation]
@@ -259,8 +285,9 @@ class NodeCore:
 
     def _read_answered(self, operation: str, ask: _Ask, reply: Message) -> list[Effect]:
         read = self._reads[operation]
-        if reply.kind is Kind.STATE and _decodes(reply.body):
-            read.states[ask.node] = reply.body
+        state = _decoded(reply.body) if reply.kind is Kind.STATE else None
+        if state is not None:
+            read.states[ask.node] = state
             read.quorum.success(ask.node)
         else:
             read.quorum.failure(ask.node)
@@ -270,7 +297,7 @@ class NodeCore:
         effects: list[Effect] = []
         if not read.answered and read.quorum.outcome is Outcome.REACHED:
             read.answered = True
-            merged = _merge_states(read.states.values())
+            merged = _merge_states(read.states.values()).to_bytes()
             effects.append(Respond(read.origin, Message(Kind.STATE, read.request.request_id, {}, merged)))
         elif not read.answered and (read.quorum.outcome is Outcome.FAILED or final):
             read.answered = True
@@ -287,6 +314,7 @@ class NodeCore:
         if len(read.states) < 1:
             return []
         merged = _merge_states(read.states.values())
+        body = merged.to_bytes()
         return [
             Send(
                 node,
@@ -294,7 +322,7 @@ class NodeCore:
                     Kind.REPLICATE,
                     f"{self.node_id}:repair:{next(self._counter)}",
                     {"list": read.request.list_id},
-                    merged,
+                    body,
                 ),
             )
             for node, state in sorted(read.states.items())
@@ -309,19 +337,20 @@ class NodeCore:
             del self._asks[sub_id]
 
 
-def _decodes(body: bytes) -> bool:
+def _decoded(body: bytes) -> ShoppingList | None:
+    """Return the list state `body` encodes, or None if it is not one."""
     try:
-        ShoppingList.from_bytes(body, new_replica_id())
+        return ShoppingList.from_bytes(body, new_replica_id())
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _merge_states(states: object) -> bytes:
+def _merge_states(states: Iterable[ShoppingList]) -> ShoppingList:
+    """Return the join of `states` (left unchanged: merging never alters its argument)."""
     merged = ShoppingList(new_replica_id())
-    for state in states:  # type: ignore[attr-defined]
-        merged.merge(ShoppingList.from_bytes(state, merged.replica))
-    return merged.to_bytes()
+    for state in states:
+        merged.merge(state)
+    return merged
 
 
 class HandoffState(StrEnum):

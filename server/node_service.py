@@ -71,7 +71,7 @@ class NodeService:
         self.context = zmq.asyncio.Context()
         self.router = sockets.configure(self.context.socket(zmq.ROUTER), hwm=sockets.PEER_HWM)
         self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
-        self.links = Links(self.context, self._on_link_reply)
+        self.links = Links(self.context, self._on_link_reply, self._on_link_lost)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,7 +115,8 @@ class NodeService:
     def _dispatch(self, identity: bytes, message: Message) -> None:
         now = time.monotonic()
         kind = message.kind
-        if kind in (Kind.WRITE, Kind.REPLICATE) and not _decodes(message.body):
+        delta = _decoded(message.body) if kind in (Kind.WRITE, Kind.REPLICATE) else None
+        if kind in (Kind.WRITE, Kind.REPLICATE) and delta is None:
             self._answer(
                 identity, error(message.request_id, ErrorCode.BAD_STATE, "the body is not a list state")
             )
@@ -124,7 +125,7 @@ class NodeService:
         elif kind is Kind.READ:
             self._apply(self.core.on_read(now, identity, message))
         elif kind in (Kind.REPLICATE, Kind.FETCH):
-            self._spawn(self._serve_replica(identity, message))
+            self._spawn(self._serve_replica(identity, message, delta))
         elif kind is Kind.GOSSIP:
             self._serve_gossip(identity, message, now)
         elif kind is Kind.STATUS:
@@ -137,11 +138,12 @@ class NodeService:
                 error(message.request_id, ErrorCode.BAD_REQUEST, f"a node does not take {kind.value}"),
             )
 
-    async def _serve_replica(self, identity: bytes, message: Message) -> None:
-        self._answer(identity, await self._replica(message))
+    async def _serve_replica(self, identity: bytes, message: Message, delta: ShoppingList | None) -> None:
+        self._answer(identity, await self._replica(message, delta))
 
-    async def _replica(self, message: Message) -> Message:
-        """Do a replica's part: store a copy or a hint, or return this node's copy."""
+    async def _replica(self, message: Message, delta: ShoppingList | None = None) -> Message:
+        """Do a replica's part: store a copy or a hint, or return this node's copy. `delta` is the body
+        when the caller already decoded it."""
         try:
             if message.kind is Kind.FETCH:
                 state = await self.storage.read(message.list_id)
@@ -151,9 +153,9 @@ class NodeService:
                 await self.storage.add_hint(hint_for, message.list_id, message.body)
                 self.hint_counts[hint_for] = self.hint_counts.get(hint_for, 0) + 1
             else:
-                await self.storage.merge(
-                    message.list_id, ShoppingList.from_bytes(message.body, new_replica_id())
-                )
+                if delta is None:
+                    delta = ShoppingList.from_bytes(message.body, new_replica_id())
+                await self.storage.merge(message.list_id, delta)
             return reply(message, Kind.OK)
         except Exception as problem:  # the environment's fault (database): the coordinator hints around us
             log.error("storage failed for %s list=%s: %s", message.kind.value, message.list_id, problem)
@@ -203,8 +205,14 @@ class NodeService:
             except ValueError as problem:
                 log.warning("bad gossip from %s: %s", endpoint, problem)
             return
-        node = next((r.node_id for r in self.membership.table.values() if r.endpoint == endpoint), endpoint)
+        node = self.membership.node_at(endpoint) or endpoint
         self._apply(self.core.on_reply(now, node, message))
+
+    def _on_link_lost(self, endpoint: str) -> None:
+        node = self.membership.node_at(endpoint)
+        if node is not None:
+            log.info("lost the connection to node %s", node)
+            self._apply(self.core.on_node_lost(time.monotonic(), node))
 
     def _answer(self, identity: object, message: Message) -> None:
         sockets.try_send(self.router, [identity, *encode(message)])
@@ -304,12 +312,12 @@ class NodeService:
         }
 
 
-def _decodes(body: bytes) -> bool:
+def _decoded(body: bytes) -> ShoppingList | None:
+    """Return the list state `body` encodes, or None if it is not one (the sender's fault)."""
     try:
-        ShoppingList.from_bytes(body, new_replica_id())
+        return ShoppingList.from_bytes(body, new_replica_id())
     except ValueError:
-        return False
-    return True
+        return None
 
 
 async def serve_node(

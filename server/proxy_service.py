@@ -61,7 +61,7 @@ class ProxyService:
         self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
         self.changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
         self.changes.setsockopt(zmq.SUBSCRIBE, b"")
-        self.links = Links(self.context, self._on_node_reply)
+        self.links = Links(self.context, self._on_node_reply, self._on_node_lost)
         self._ids = itertools.count(1)
         self._subscribed: set[str] = set()
 
@@ -138,8 +138,14 @@ class ProxyService:
             except ValueError as problem:
                 log.warning("bad gossip from %s: %s", endpoint, problem)
             return
-        node = next((r.node_id for r in self.membership.table.values() if r.endpoint == endpoint), endpoint)
+        node = self.membership.node_at(endpoint) or endpoint
         self._apply(self.core.on_reply(now, node, message))
+
+    def _on_node_lost(self, endpoint: str) -> None:
+        node = self.membership.node_at(endpoint)
+        if node is not None:
+            log.info("lost the connection to node %s", node)
+            self._apply(self.core.on_node_lost(time.monotonic(), node))
 
     def _learn(self, table: dict[str, Any], now: float) -> None:
         before = self.membership.members()

@@ -7,6 +7,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 DEFAULT_PARTITIONS = 256
 KEYSPACE = 2**256
@@ -35,12 +36,22 @@ class Ring:
     def successors(self, key: str) -> list[str]:
         """Return every distinct node in clockwise order from `key`'s partition."""
         start = self.partition_of(key)
-        seen: list[str] = []
+        known = self._successors_by_partition.get(start)
+        if known is None:
+            known = self._successors_by_partition[start] = self._walk_clockwise(start)
+        return list(known)
+
+    @cached_property
+    def _successors_by_partition(self) -> dict[int, tuple[str, ...]]:
+        """Successors per partition, filled as partitions are asked for: a ring is a value, so they
+        never change, and every request would otherwise walk all Q partitions."""
+        return {}
+
+    def _walk_clockwise(self, start: int) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
         for step in range(self.partitions):
-            owner = self.owners[(start + step) % self.partitions]
-            if owner not in seen:
-                seen.append(owner)
-        return seen
+            seen.setdefault(self.owners[(start + step) % self.partitions])
+        return tuple(seen)
 
     def preference_list(self, key: str, replicas: int) -> list[str]:
         """Return the first `replicas` distinct nodes clockwise from `key` (fewer if the ring is smaller)."""

@@ -23,6 +23,25 @@ CREATE TABLE IF NOT EXISTS hints (
     id bigserial PRIMARY KEY, target text NOT NULL, list_id text NOT NULL, body bytea NOT NULL);
 CREATE INDEX IF NOT EXISTS hints_target ON hints (target, id);
 """
+WRITE_BATCH = """
+WITH new_headers AS (
+    INSERT INTO lists (list_id, header)
+    SELECT * FROM unnest(%(list_ids)s::text[], %(headers)s::bytea[])
+    ON CONFLICT (list_id) DO UPDATE SET header = EXCLUDED.header),
+new_items AS (
+    INSERT INTO items (list_id, key, record)
+    SELECT * FROM unnest(%(item_lists)s::text[], %(item_keys)s::text[], %(item_records)s::bytea[])
+    ON CONFLICT (list_id, key) DO UPDATE SET record = EXCLUDED.record),
+gone_items AS (
+    DELETE FROM items USING unnest(%(gone_lists)s::text[], %(gone_keys)s::text[]) AS gone (list_id, key)
+    WHERE items.list_id = gone.list_id AND items.key = gone.key),
+new_hints AS (
+    INSERT INTO hints (target, list_id, body)
+    SELECT * FROM unnest(%(hint_targets)s::text[], %(hint_lists)s::text[], %(hint_bodies)s::bytea[]))
+SELECT 1
+"""
+"""A group commit as one statement on an autocommit connection: atomic (a statement is a transaction)
+and durable once it returns (synchronous_commit), in a single round trip instead of one per table."""
 CACHE_LISTS = 2048
 MAX_BATCH = 256
 
@@ -42,7 +61,7 @@ class Storage:
     """Lists and hints of one node. Writes resolve only after their transaction committed."""
 
     def __init__(self, uri: str) -> None:
-        self._pool = AsyncConnectionPool(uri, min_size=2, max_size=4, open=False)
+        self._pool = AsyncConnectionPool(uri, min_size=2, max_size=4, open=False, kwargs={"autocommit": True})
         self._cache: OrderedDict[str, ShoppingList] = OrderedDict()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -147,6 +166,7 @@ class Storage:
                     job.done.set_result(None)
 
     async def _write_batch(self, batch: list[_Job]) -> None:
+        """Write every job of `batch` in one statement: one round trip, one transaction, one WAL flush."""
         headers: dict[str, bytes] = {}
         items: dict[tuple[str, str], bytes | None] = {}
         hints = []
@@ -157,28 +177,19 @@ class Storage:
             headers[job.list_id] = job.header
             for key, record in job.items.items():
                 items[(job.list_id, key)] = record
-        async with (
-            self._pool.connection() as connection,
-            connection.transaction(),
-            connection.cursor() as cur,
-        ):
-            if headers:
-                await cur.executemany(
-                    "INSERT INTO lists (list_id, header) VALUES (%s, %s) "
-                    "ON CONFLICT (list_id) DO UPDATE SET header = EXCLUDED.header",
-                    list(headers.items()),
-                )
-            upserts = [
-                (list_id, key, record) for (list_id, key), record in items.items() if record is not None
-            ]
-            deletes = [(list_id, key) for (list_id, key), record in items.items() if record is None]
-            if upserts:
-                await cur.executemany(
-                    "INSERT INTO items (list_id, key, record) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (list_id, key) DO UPDATE SET record = EXCLUDED.record",
-                    upserts,
-                )
-            if deletes:
-                await cur.executemany("DELETE FROM items WHERE list_id = %s AND key = %s", deletes)
-            if hints:
-                await cur.executemany("INSERT INTO hints (target, list_id, body) VALUES (%s, %s, %s)", hints)
+        upserts = [(list_id, key, record) for (list_id, key), record in items.items() if record is not None]
+        deletes = [(list_id, key) for (list_id, key), record in items.items() if record is None]
+        parameters = {
+            "list_ids": list(headers),
+            "headers": list(headers.values()),
+            "item_lists": [row[0] for row in upserts],
+            "item_keys": [row[1] for row in upserts],
+            "item_records": [row[2] for row in upserts],
+            "gone_lists": [row[0] for row in deletes],
+            "gone_keys": [row[1] for row in deletes],
+            "hint_targets": [hint[0] for hint in hints],
+            "hint_lists": [hint[1] for hint in hints],
+            "hint_bodies": [hint[2] for hint in hints],
+        }
+        async with self._pool.connection() as connection:
+            await connection.execute(WRITE_BATCH, parameters, prepare=True)

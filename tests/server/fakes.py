@@ -44,6 +44,7 @@ class FakeNetwork:
         ring = build_ring(names)
         self.random = random.Random(seed)
         self.down: set[str] = set()
+        self.silent: set[str] = set()  # they store what they are sent but their replies never arrive
         self.drop = 0.0
         self.duplicate = 0.0
         self.now = 0.0
@@ -105,7 +106,7 @@ class FakeNetwork:
             ]
         else:
             answer = self.nodes[effect.node].serve(effect.message)
-            if self.random.random() < self.drop:
+            if effect.node in self.silent or self.random.random() < self.drop:
                 return
             copies = 2 if self.random.random() < self.duplicate else 1
             for _ in range(copies):

@@ -20,11 +20,12 @@ import psutil
 import pytest
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
 
 from crdt import ShoppingList
-from protocol.messages import MAX_BODY_BYTES, Kind, Message, decode, encode
+from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
 from server.cli import gather_status, request
-from server.cluster import node_command
+from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
 from sync_service.client import CloudClient
 
 pytestmark = pytest.mark.timeout(600)
@@ -76,6 +77,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
 def _fetch(endpoint: str, list_id: str) -> ShoppingList | None:
     answer = request(endpoint, Kind.FETCH, 2.0, list=list_id)
     return ShoppingList.from_bytes(answer.body) if answer is not None and answer.kind is Kind.STATE else None
+
+
+def test_free_ports_are_distinct_and_below_the_range_the_kernel_gives_outgoing_connections() -> None:
+    ports = free_ports(10)
+    assert len(set(ports)) == 10
+    assert all(LOWEST_PORT <= port < ephemeral_range_start() for port in ports)
 
 
 def test_the_ready_line_names_every_proxy_and_node(cluster: Cluster) -> None:
@@ -148,34 +155,93 @@ def test_a_subscriber_on_one_proxy_receives_changes_written_through_the_other(cl
     asyncio.run(scenario())
 
 
+def _packed(**header: Any) -> bytes:
+    return msgpack.packb({"v": 1, **header})  # type: ignore[no-any-return]
+
+
+BAD_INPUTS: list[tuple[list[bytes], str, str]] = [
+    # (frames, the error code expected, the request id the reply must carry)
+    ([b"\xc1 not msgpack"], "malformed", "-"),
+    ([_packed(type="read", id="f-1", list="l"), b"body", b"one frame too many"], "malformed", "f-1"),
+    ([msgpack.packb(["v", 1, "type", "read"])], "malformed", "-"),
+    ([_packed(type="nonsense", id="t-1")], "malformed", "t-1"),
+    ([_packed(type="read", id="l-1", list="bad id!")], "malformed", "l-1"),
+    ([_packed(type="read", id="")], "malformed", "-"),
+    ([_packed(type="write", id="w-1", list="l")], "malformed", "w-1"),
+    ([msgpack.packb({"v": 7, "type": "read", "id": "v-1", "list": "l"})], "unsupported_version", "v-1"),
+    ([msgpack.packb({"v": "1", "type": "read", "id": "s-1", "list": "l"})], "malformed", "s-1"),
+    ([_packed(type="ping", id="h-1", padding="x" * (MAX_HEADER_BYTES + 1))], "too_large", "-"),
+    ([_packed(type="write", id="big-1", list="l"), b"\x00" * (MAX_BODY_BYTES + 1)], "too_large", "big-1"),
+    ([_packed(type="write", id="b-1", list="l"), b"not a list"], "bad_state", "b-1"),
+    ([_packed(type="ok", id="o-1")], "bad_request", "o-1"),
+]
+ONLY_FOR = {
+    "proxy": [([_packed(type="replicate", id="r-1", list="l"), b"x"], "bad_request", "r-1")],
+    "node": [
+        (
+            [_packed(type="gossip", id="g-1", members=[["n9", "tcp://x", "tcp://y", -1, 0]])],
+            "malformed",
+            "g-1",
+        ),
+        ([_packed(type="replicate", id="r-2", list="l"), b"not a list"], "bad_state", "r-2"),
+    ],
+}
+
+
+def _dealer(endpoint: str) -> Any:
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    return socket
+
+
+def _answers_ping(endpoint: str) -> bool:
+    socket = _dealer(endpoint)
+    try:
+        socket.send_multipart(encode(Message(Kind.PING, "still-there")))
+        return bool(socket.poll(10_000)) and decode(socket.recv_multipart()).kind is Kind.PONG
+    finally:
+        socket.close(0)
+
+
 @pytest.mark.parametrize("target", ["proxy", "node"])
 def test_malformed_and_oversized_messages_get_error_replies_and_the_process_stays_up(
     cluster: Cluster, target: str
 ) -> None:
     endpoint = cluster.proxies[0] if target == "proxy" else cluster.nodes[0]["endpoint"]
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(endpoint)
-    header = msgpack.packb({"v": 1, "type": "write", "id": "big-1", "list": "l"})
-    bad_inputs = [
-        ([b"\xc1 not msgpack"], "malformed"),
-        ([msgpack.packb({"v": 7, "type": "read", "id": "v-1", "list": "l"})], "unsupported_version"),
-        ([msgpack.packb({"v": 1, "type": "read", "id": "l-1", "list": "bad id!"})], "malformed"),
-        ([header, b"\x00" * (MAX_BODY_BYTES + 1)], "too_large"),
-        ([msgpack.packb({"v": 1, "type": "write", "id": "s-1", "list": "l"}), b"not a list"], "bad_state"),
-    ]
+    socket = _dealer(endpoint)
     try:
-        for frames, code in bad_inputs:
+        for frames, code, request_id in BAD_INPUTS + ONLY_FOR[target]:
             socket.send_multipart(frames)
             assert socket.poll(10_000), f"no reply to a {code} message"
             answer = decode(socket.recv_multipart())
-            assert answer.kind is Kind.ERROR
-            assert answer.fields["code"] == code
+            assert (answer.kind, answer.fields["code"], answer.request_id) == (Kind.ERROR, code, request_id)
+            assert answer.fields["message"]
         socket.send_multipart(encode(Message(Kind.PING, "still-there")))
         assert socket.poll(10_000)
         assert decode(socket.recv_multipart()).kind is Kind.PONG
     finally:
         socket.close(0)
+
+
+@pytest.mark.parametrize("target", ["proxy", "node"])
+def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
+    cluster: Cluster, target: str
+) -> None:
+    endpoint = cluster.proxies[0] if target == "proxy" else cluster.nodes[0]["endpoint"]
+    hostile = _dealer(endpoint)
+    hung_up = hostile.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        hostile.send_multipart(
+            [_packed(type="write", id="huge-1", list="l"), b"\x00" * (MAX_FRAME_BYTES + 1)]
+        )
+        assert hung_up.poll(60_000), "the receiver should drop a peer that sends a frame over MAXMSGSIZE"
+        assert recv_monitor_message(hung_up)["event"] == zmq.EVENT_DISCONNECTED
+    finally:
+        hostile.disable_monitor()
+        hung_up.close(0)
+        hostile.close(0)
+    assert _answers_ping(endpoint)
 
 
 def test_read_repair_fixes_a_replica_that_missed_a_write(cluster: Cluster) -> None:
@@ -214,21 +280,30 @@ def _hints_for(cluster: Cluster, node_id: str) -> int:
 
 def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restarts(cluster: Cluster) -> None:
     victim = cluster.nodes[2]
-    shopping = ShoppingList("alice")
     written: list[str] = []
+    acknowledged_at_kill: list[int] = []
 
-    async def write_many(client: CloudClient, count: int) -> None:
-        for _ in range(count):
-            name = f"thing {len(written)}"
-            await client.write("handoff", shopping.add_item(name))  # raises if a write fails
+    async def stream(writer: str) -> None:
+        """Write new items until 60 more were acknowledged after the kill; any failed write raises."""
+        client, shopping = CloudClient(cluster.proxies), ShoppingList(writer)
+        number = 0
+        while not acknowledged_at_kill or len(written) < acknowledged_at_kill[0] + 60:
+            name = f"{writer} thing {number}"
+            await client.write("handoff", shopping.add_item(name))
             written.append(name)
+            number += 1
+        client.close()
+
+    async def kill_mid_stream() -> None:
+        async def some_written() -> bool:
+            return len(written) >= 20
+
+        await eventually(some_written)
+        os.kill(victim["pid"], signal.SIGKILL)  # while the writers have requests in flight
+        acknowledged_at_kill.append(len(written))
 
     async def before_restart() -> None:
-        client = CloudClient(cluster.proxies)
-        await write_many(client, 20)
-        os.kill(victim["pid"], signal.SIGKILL)
-        await write_many(client, 60)
-        client.close()
+        await asyncio.gather(kill_mid_stream(), *(stream(f"writer{index}") for index in range(4)))
 
     asyncio.run(before_restart())
     assert _hints_for(cluster, victim["id"]) > 0
@@ -251,6 +326,9 @@ def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restart
             state = _fetch(victim["endpoint"], "handoff")
             assert state is not None
             assert set(written) <= set(state.items())
+            coordinated = request(victim["endpoint"], Kind.READ, 10.0, list="handoff")
+            assert coordinated is not None and coordinated.kind is Kind.STATE
+            assert set(ShoppingList.from_bytes(coordinated.body).items()) == set(written)
             client = CloudClient(cluster.proxies)
             assert set((await client.read("handoff")).items()) == set(written)
             client.close()

@@ -101,6 +101,29 @@ def test_a_slow_owner_is_hinted_around_after_the_hint_delay() -> None:
     assert any(node.hints for node in network.nodes.values())
 
 
+def test_an_owner_still_slow_after_the_quorum_answered_is_hinted_around_only_at_the_deadline() -> None:
+    network = FakeNetwork(["n1", "n2", "n3"])
+    network.silent = {"n3"}
+    answer = _write(network, "n1", "l", ShoppingList("a").add_item("Jam"), "w1")
+    assert answer.kind is Kind.OK
+    network.advance(Config().hint_after)
+    assert not any(node.hints for node in network.nodes.values())
+    network.advance(Config().timeout)
+    assert [hint[0] for node in network.nodes.values() for hint in node.hints] == ["n3"]
+
+
+def test_a_dropped_connection_to_a_silent_owner_hints_around_it_at_once() -> None:
+    network = FakeNetwork(["n1", "n2", "n3"])
+    network.silent = {"n3"}
+    answer = _write(network, "n1", "l", ShoppingList("a").add_item("Jam"), "w1")
+    assert answer.kind is Kind.OK
+    coordinator = network.nodes["n1"].core
+    network.queue += [("n1", effect) for effect in coordinator.on_node_lost(network.now, "n3")]
+    network.run()
+    assert [hint[0] for node in network.nodes.values() for hint in node.hints] == ["n3"]
+    assert not coordinator.membership.is_up("n3")
+
+
 def test_a_read_merges_replicas_and_repairs_the_stale_one() -> None:
     network = FakeNetwork(["n1", "n2", "n3"])
     alice = ShoppingList("alice")

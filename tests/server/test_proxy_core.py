@@ -39,6 +39,21 @@ def test_the_reply_goes_back_with_the_clients_request_id() -> None:
     assert proxy.in_flight() == 0
 
 
+def test_a_dropped_connection_moves_the_requests_waiting_on_that_node_on_at_once() -> None:
+    proxy = _proxy()
+    [first] = proxy.on_request(0.0, "c", _write())
+    [other] = proxy.on_request(0.0, "d", Message(Kind.READ, "client-2", {"list": "party"}))
+    assert isinstance(first, ToNode) and isinstance(other, ToNode)
+    moved = proxy.on_node_lost(0.01, first.node)
+    resent = [effect for effect in moved if isinstance(effect, ToNode)]
+    assert [effect.node for effect in resent if effect.message.request_id == first.message.request_id] == [
+        build_ring(NAMES).successors("groceries")[1]
+    ]
+    if other.node != first.node:  # a request waiting on another node stays where it is
+        assert all(effect.message.request_id != other.message.request_id for effect in resent)
+    assert not proxy.membership.is_up(first.node)
+
+
 def test_an_unreachable_node_fails_over_clockwise_at_once() -> None:
     proxy = _proxy()
     [first] = proxy.on_request(0.0, "c", _write())
