@@ -226,6 +226,9 @@ def _server_account(home: Home) -> pwd.struct_passwd | None:
     try:
         subprocess.run(command, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as error:
+        # Another home's first start may have created it a moment ago (useradd fails for the loser).
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(SERVER_SYSTEM_USER)
         raise EnvironmentProblem(f"cannot create the system user {SERVER_SYSTEM_USER}: {error}") from None
     return pwd.getpwnam(SERVER_SYSTEM_USER)
 
