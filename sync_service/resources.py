@@ -1,8 +1,9 @@
-"""Where the app's icons are, in a checkout, an installed package or a frozen bundle."""
+"""Where the app's icons and sibling programs are, in a checkout, an installed package or a frozen bundle."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,3 +30,17 @@ def icon_path(file_name: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def find_program(name: str) -> str | None:
+    """Return the path of the Shoplist program `name` (e.g. "shoplist-desktop"): the executable beside this
+    one (a frozen bundle's sibling, or a console script in the same virtual environment), else the one on
+    PATH, else None."""
+    beside = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(name, path=beside)
+
+
+def program_command(name: str, module: str) -> list[str]:
+    """Return the command that runs the program `name`: its executable if found, else `python -m module`."""
+    found = find_program(name)
+    return [found] if found else [sys.executable, "-m", module]
