@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the Linux bundle (dist/shoplist/), the .deb and a tarball from a checkout, in one command:
+#     packaging/build-linux.sh
+# Creates (or reuses) the build virtual environment build/venv with the `package` extra, runs PyInstaller
+# on packaging/shoplist.spec at low priority, self-tests the bundle, then stages and packs the .deb.
+# Outputs: dist/shoplist/, dist/shoplist_VERSION_ARCH.deb, dist/shoplist-VERSION-linux-ARCH.tar.gz.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+if [ ! -f desktop/app.py ]; then
+  echo "build-linux.sh: desktop/app.py is missing: the bundle ships the window (shoplist-desktop =" \
+       "desktop.app:main) and cannot be built without it. Build from a checkout that has desktop/." >&2
+  exit 1
+fi
+
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+ARCH=$(dpkg --print-architecture 2>/dev/null || uname -m)
+MACHINE=$(uname -m)
+NICE=(nice -n 10)
+# The .deb's Maintainer field: whoever publishes the package sets it.
+MAINTAINER=${SHOPLIST_DEB_MAINTAINER:-Shoplist packagers <packages@localhost>}
+
+# ----- build environment -------------------------------------------------------------------------
+. .ci/venv.sh
+if [ ! -x build/venv/bin/python ]; then
+  python=$(find_python)
+  echo "== creating build/venv with $python"
+  mkdir -p build
+  "$python" -m venv build/venv
+  build/venv/bin/python -m pip install --quiet --upgrade pip
+fi
+stamp=build/venv/.installed-package want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "== installing shoplist[package] into build/venv"
+  "${NICE[@]}" build/venv/bin/python -m pip install --quiet --disable-pip-version-check ".[package]"
+  echo "$want" > "$stamp"
+fi
+
+# ----- the bundle ----------------------------------------------------------------------------------
+echo "== PyInstaller (dist/shoplist/)"
+"${NICE[@]}" build/venv/bin/pyinstaller --noconfirm --log-level WARN \
+  --distpath dist --workpath build/pyinstaller packaging/shoplist.spec
+BUNDLE=dist/shoplist
+for program in shoplist shoplist-sync shoplist-desktop shoplist-server; do
+  [ -x "$BUNDLE/$program" ] || { echo "build-linux.sh: $BUNDLE/$program was not built" >&2; exit 1; }
+done
+echo "== self-test of the bundle"
+"$BUNDLE/shoplist" --self-test
+
+# ----- the .deb ------------------------------------------------------------------------------------
+echo "== staging the .deb"
+STAGE=build/deb/root
+rm -rf build/deb
+mkdir -p "$STAGE/DEBIAN" "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applications" \
+         "$STAGE/usr/share/shoplist" "$STAGE/usr/share/doc/shoplist"
+cp -a "$BUNDLE" "$STAGE/opt/shoplist"
+for program in shoplist shoplist-sync shoplist-desktop shoplist-server; do
+  ln -s "/opt/shoplist/$program" "$STAGE/usr/bin/$program"
+done
+install -m 0644 packaging/linux/shoplist.desktop "$STAGE/usr/share/applications/shoplist.desktop"
+# Not installed into /etc/xdg/autostart: starting at login is each user's choice (the tray menu's
+# "Start at login" writes ~/.config/autostart/shoplist-sync.desktop). An admin who wants it for every
+# user copies this file to /etc/xdg/autostart/ (packaging/README.md).
+install -m 0644 packaging/linux/shoplist-sync-autostart.desktop "$STAGE/usr/share/shoplist/"
+for png in icons/png/shoplist-*.png; do
+  size=$(basename "$png" .png); size=${size#shoplist-}
+  install -D -m 0644 "$png" "$STAGE/usr/share/icons/hicolor/${size}x${size}/apps/shoplist.png"
+done
+install -D -m 0644 icons/shoplist.svg "$STAGE/usr/share/icons/hicolor/scalable/apps/shoplist.svg"
+install -m 0644 packaging/linux/copyright "$STAGE/usr/share/doc/shoplist/copyright"
+
+# The libraries the bundle links to but does not carry, as package dependencies (dpkg-shlibdeps reads
+# every ELF file; the bundle's own libraries are private, found through -l).
+echo "== computing the package's dependencies"
+mkdir -p build/deb/debian && printf 'Source: shoplist\n\nPackage: shoplist\nArchitecture: any\n' \
+  > build/deb/debian/control
+mapfile -t elfs < <(find "$STAGE/opt/shoplist" -type f \( -name '*.so*' -o -perm -u+x \) \
+  -exec sh -c 'head -c 4 "$1" | grep -q ELF && echo "$1"' _ {} \;)
+mapfile -t libdirs < <(find "$STAGE/opt/shoplist" -type f -name '*.so*' -printf '%h\n' | sort -u)
+depends=$(cd build/deb && dpkg-shlibdeps -O --ignore-missing-info --warnings=0 \
+  "${libdirs[@]/#/-l$REPO/}" -e "${elfs[@]/#/$REPO/}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+[ -n "$depends" ] || { echo "build-linux.sh: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# xcb-cursor is loaded by Qt's xcb platform plugin at run time (dlopen), which no ELF header names.
+depends="$depends, libxcb-cursor0"
+
+installed_kb=$(du -sk --apparent-size "$STAGE" | cut -f1)
+sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends/" \
+    -e "s/@INSTALLED_SIZE@/$installed_kb/" -e "s|@MAINTAINER@|$MAINTAINER|" packaging/linux/control.in > "$STAGE/DEBIAN/control"
+DEB=dist/shoplist_${VERSION}_${ARCH}.deb
+"${NICE[@]}" dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$DEB"
+
+# ----- the tarball ---------------------------------------------------------------------------------
+TARBALL=dist/shoplist-${VERSION}-linux-${MACHINE}.tar.gz
+"${NICE[@]}" tar -C dist -czf "$TARBALL" shoplist
+
+echo "== built"
+du -sh --apparent-size "$BUNDLE" "$DEB" "$TARBALL"
