@@ -70,19 +70,33 @@ done
 install -D -m 0644 icons/shoplist.svg "$STAGE/usr/share/icons/hicolor/scalable/apps/shoplist.svg"
 install -m 0644 packaging/linux/copyright "$STAGE/usr/share/doc/shoplist/copyright"
 
-# The libraries the bundle links to but does not carry, as package dependencies (dpkg-shlibdeps reads
-# every ELF file; the bundle's own libraries are private, found through -l).
+# The libraries the bundle links to but does not carry, as package dependencies: every NEEDED entry of
+# every ELF file in the bundle that no file in the bundle provides, mapped to the package that owns it
+# on this (the build) machine; libc6 at the newest glibc symbol version any file uses.
 echo "== computing the package's dependencies"
-mkdir -p build/deb/debian && printf 'Source: shoplist\n\nPackage: shoplist\nArchitecture: any\n' \
-  > build/deb/debian/control
-mapfile -t elfs < <(find "$STAGE/opt/shoplist" -type f \( -name '*.so*' -o -perm -u+x \) \
-  -exec sh -c 'head -c 4 "$1" | grep -q ELF && echo "$1"' _ {} \;)
-mapfile -t libdirs < <(find "$STAGE/opt/shoplist" -type f -name '*.so*' -printf '%h\n' | sort -u)
-depends=$(cd build/deb && dpkg-shlibdeps -O --ignore-missing-info --warnings=0 \
-  "${libdirs[@]/#/-l$REPO/}" -e "${elfs[@]/#/$REPO/}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
-[ -n "$depends" ] || { echo "build-linux.sh: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
-# xcb-cursor is loaded by Qt's xcb platform plugin at run time (dlopen), which no ELF header names.
-depends="$depends, libxcb-cursor0"
+find "$STAGE/opt/shoplist" -type f -print0 | xargs -0 file -N -F '|' | grep '| ELF' | cut -d'|' -f1 \
+  > build/deb/elf-files
+bundled=$(find "$STAGE/opt/shoplist" -printf '%f\n' | sort -u)
+needed=$(xargs objdump -p < build/deb/elf-files | awk '/NEEDED/ {print $2}' | sort -u)
+known=$(ldconfig -p)
+packages=()
+for soname in $(comm -23 <(echo "$needed") <(echo "$bundled")); do
+  path=$(awk -v name="$soname" '$1 == name && /x86-64|aarch64|AArch64/ {print $NF}' <<< "$known" | head -1)
+  owner=""
+  if [ -n "$path" ]; then
+    owner=$( { dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true; } \
+             | awk -F: 'NR == 1 {print $1}')
+  fi
+  # Libraries only some plugins load (Wayland's) need not be installed on the build machine.
+  [ -n "$owner" ] || owner=$(awk -v name="$soname" '$1 == name {print $2}' packaging/linux/soname-packages)
+  [ -n "$owner" ] || { echo "build-linux.sh: the bundle needs $soname, which no package here provides" >&2; exit 1; }
+  packages+=("$owner")
+done
+glibc=$(xargs objdump -T < build/deb/elf-files 2>/dev/null | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u \
+  | tail -1 | cut -d_ -f2)
+depends=$(printf '%s\n' "${packages[@]}" | grep -vx libc6 | sort -u | paste -sd, | sed 's/,/, /g')
+depends="libc6 (>= $glibc), $depends"
+echo "Depends: $depends"
 
 installed_kb=$(du -sk --apparent-size "$STAGE" | cut -f1)
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends/" \
