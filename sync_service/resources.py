@@ -32,11 +32,22 @@ def icon_path(file_name: str) -> Path | None:
     return None
 
 
+# macOS: the tray service's own app (no Dock icon) nests in the window's app as a login item.
+MACOS_HELPER_APP = "Shoplist Sync.app"
+
+
 def find_program(name: str) -> str | None:
     """Return the path of the Shoplist program `name` (e.g. "shoplist-desktop"): the executable beside this
     one (a frozen bundle's sibling, or a console script in the same virtual environment), else the one on
-    PATH, else None."""
-    beside = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    PATH, else None. In a macOS app, the nested tray helper app comes first and the outer app last, so the
+    tray service always runs as the helper and the window is found from either."""
+    here = Path(sys.executable).parent
+    folders = [here]
+    if here.name == "MacOS" and here.parent.name == "Contents":
+        helper = here.parent / "Library" / "LoginItems" / MACOS_HELPER_APP / "Contents" / "MacOS"
+        outer = here.parents[4] / "MacOS" if len(here.parents) > 4 else None
+        folders = [helper, here] + ([outer] if outer and here.parents[2].name == "LoginItems" else [])
+    beside = os.pathsep.join([*map(str, folders), os.environ.get("PATH", "")])
     return shutil.which(name, path=beside)
 
 

@@ -51,3 +51,33 @@ def test_a_frozen_bundle_finds_icons_in_its_own_folder(
     monkeypatch.delenv(resources.ICONS_ENV, raising=False)
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     assert resources.icon_path("only-in-bundle.svg") == tmp_path / "icons" / "only-in-bundle.svg"
+
+
+def _macos_app(root: Path) -> tuple[Path, Path]:
+    """Build Shoplist.app with the tray helper app nested as a login item; return both MacOS folders."""
+    outer = root / "Shoplist.app" / "Contents" / "MacOS"
+    helper = outer.parent / "Library" / "LoginItems" / resources.MACOS_HELPER_APP / "Contents" / "MacOS"
+    for folder in (outer, helper):
+        folder.mkdir(parents=True)
+        _fake_program(folder, "shoplist-sync")
+    _fake_program(outer, "shoplist-desktop")
+    return outer, helper
+
+
+def test_in_a_macos_app_the_tray_service_runs_as_the_dockless_helper(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outer, helper = _macos_app(tmp_path)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(sys, "executable", str(outer / "shoplist-desktop"))
+    assert resources.find_program("shoplist-sync") == str(helper / "shoplist-sync")
+
+
+def test_the_macos_helper_finds_the_window_in_the_outer_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outer, helper = _macos_app(tmp_path)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(sys, "executable", str(helper / "shoplist-sync"))
+    assert resources.find_program("shoplist-desktop") == str(outer / "shoplist-desktop")
+    assert resources.find_program("shoplist-sync") == str(helper / "shoplist-sync")
