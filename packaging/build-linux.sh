@@ -23,19 +23,7 @@ MAINTAINER=${SHOPLIST_DEB_MAINTAINER:-Shoplist packagers <packages@localhost>}
 
 # ----- build environment -------------------------------------------------------------------------
 . .ci/venv.sh
-if [ ! -x build/venv/bin/python ]; then
-  python=$(find_python)
-  echo "== creating build/venv with $python"
-  mkdir -p build
-  "$python" -m venv build/venv
-  build/venv/bin/python -m pip install --quiet --upgrade pip
-fi
-stamp=build/venv/.installed-package want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "== installing shoplist[package] into build/venv"
-  "${NICE[@]}" build/venv/bin/python -m pip install --quiet --disable-pip-version-check ".[package]"
-  echo "$want" > "$stamp"
-fi
+ensure_build_venv
 
 # ----- the bundle ----------------------------------------------------------------------------------
 echo "== PyInstaller (dist/shoplist/)"
@@ -69,6 +57,7 @@ for png in icons/png/shoplist-*.png; do
 done
 install -D -m 0644 icons/shoplist.svg "$STAGE/usr/share/icons/hicolor/scalable/apps/shoplist.svg"
 install -m 0644 packaging/linux/copyright "$STAGE/usr/share/doc/shoplist/copyright"
+install -m 0644 docs/admin.md "$STAGE/usr/share/doc/shoplist/admin.md"  # the server units point here
 
 # The libraries the bundle links to but does not carry, as package dependencies: every NEEDED entry of
 # every ELF file in the bundle that no file in the bundle provides, mapped to the package that owns it

@@ -25,15 +25,7 @@ IDENTITY=${SHOPLIST_CODESIGN_IDENTITY:-}
 NOTARY_PROFILE=${SHOPLIST_NOTARY_PROFILE:-}
 
 . .ci/venv.sh
-if [ ! -x build/venv/bin/python ]; then
-  python=$(find_python)
-  echo "== creating build/venv with $python"
-  mkdir -p build
-  "$python" -m venv build/venv
-  build/venv/bin/python -m pip install --quiet --upgrade pip
-fi
-echo "== installing shoplist[package] into build/venv"
-build/venv/bin/python -m pip install --quiet --disable-pip-version-check ".[package]"
+ensure_build_venv
 
 echo "== PyInstaller (dist/Shoplist.app, dist/Shoplist Sync.app)"
 rm -rf "dist/Shoplist.app" "dist/Shoplist Sync.app"
