@@ -45,15 +45,19 @@ shoplist store stop   # the window starts the store itself, as after a reboot
 step "shoplist-desktop under Xvfb"
 Xvfb "$DISPLAY_NUMBER" -screen 0 1024x700x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
 xvfb=$!
-trap 'kill "$xvfb" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do xwininfo -display "$DISPLAY_NUMBER" -root >/dev/null 2>&1 && break; sleep 0.1; done
 viewable_window() {  # the id of a mapped top-level window whose title says Shoplist, if any
   local id
   for id in $(xwininfo -display "$DISPLAY_NUMBER" -root -children 2>/dev/null \
               | awk '/"[^"]*Shoplist/ {print $1}'); do
-    xwininfo -display "$DISPLAY_NUMBER" -id "$id" | grep -q 'Map State: IsViewable' && { echo "$id"; return; }
+    # Compare in the shell: `| grep -q` would end the pipe early and trip pipefail.
+    [[ "$(xwininfo -display "$DISPLAY_NUMBER" -id "$id")" == *"Map State: IsViewable"* ]] && { echo "$id"; return; }
   done
+  return 0  # none yet (a non-zero status would end the script under set -e)
 }
+desktop=""
+trap 'kill "$xvfb" 2>/dev/null || true; [ -z "$desktop" ] || kill "$desktop" 2>/dev/null || true
+      shoplist store stop >/dev/null 2>&1 || true' EXIT
 start=$(date +%s.%N)
 DISPLAY=$DISPLAY_NUMBER shoplist-desktop >"$WORK/desktop.log" 2>&1 &
 desktop=$!
@@ -73,6 +77,7 @@ mkdir -p "$(dirname "$SCREENSHOT")"
 import -display "$DISPLAY_NUMBER" -window "$window" "$SCREENSHOT"
 echo "screenshot: $SCREENSHOT"
 kill "$desktop"; wait "$desktop" 2>/dev/null || true
+desktop=""
 shoplist store stop
 
 step dpkg -r shoplist
