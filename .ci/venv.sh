@@ -28,3 +28,23 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
 }
+
+# Used by the packaging scripts: create build/venv (kept apart from ./.venv, whose editable install a
+# frozen bundle must not depend on) and install the project with the `package` extra into it, reinstalling
+# only when pyproject.toml changed since the last install. Runs pip at low priority.
+ensure_build_venv() {
+  local stamp="build/venv/.installed-package" want
+  if [ ! -x build/venv/bin/python ]; then
+    local python; python=$(find_python)
+    echo "== creating build/venv with $python"
+    mkdir -p build
+    "$python" -m venv build/venv
+    build/venv/bin/python -m pip install --quiet --upgrade pip
+  fi
+  want=$(shasum -a 256 pyproject.toml 2>/dev/null || sha256sum pyproject.toml); want=${want%% *}
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "== installing shoplist[package] into build/venv"
+    nice -n 10 build/venv/bin/python -m pip install --quiet --disable-pip-version-check ".[package]"
+    echo "$want" > "$stamp"
+  fi
+}

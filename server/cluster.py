@@ -65,14 +65,20 @@ def ephemeral_range_start() -> int:
         return 49152
 
 
+def server_program() -> list[str]:
+    """Return the command that runs `shoplist-server`: this very executable in a frozen bundle (where
+    `sys.executable` is `shoplist-server` itself), else this Python with the module."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "server.cli"]
+
+
 def node_command(
     node_id: str, endpoint: str, publish: str, data: Path, seeds: list[str], log_level: str
 ) -> list[str]:
     """Return the command line that runs one node (also used to restart a killed one)."""
     return [
-        sys.executable,
-        "-m",
-        "server.cli",
+        *server_program(),
         "--log-level",
         log_level,
         "node",
@@ -121,9 +127,7 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
             )
         for index, (endpoint, publish) in enumerate(proxy_urls, start=1):
             command = [
-                sys.executable,
-                "-m",
-                "server.cli",
+                *server_program(),
                 "--log-level",
                 log_level,
                 "proxy",

@@ -71,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every `shoplist` command."""
     parser = _Parser(prog="shoplist", description="Local-first shared shopping lists.")
     _global_options(parser, default=None)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="start the bundled PostgreSQL in a temporary home, write and read a list, and report",
+    )
+    # Not `required`: --self-test runs without a command; main() asks for one otherwise.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     title = _text("a title", MAX_TITLE_LENGTH)
 
     def command(name: str, summary: str, *, takes_list: bool = True) -> argparse.ArgumentParser:
@@ -105,7 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `shoplist` command and return its exit code."""
-    arguments = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    if arguments.self_test:
+        if arguments.command is not None:
+            parser.error("--self-test takes no command")
+        from sync_service import self_test
+
+        return self_test.run()
+    if arguments.command is None:
+        parser.error("the following arguments are required: COMMAND")
     import logging
 
     # Commands report in one line on stderr; the sync machinery's own log lines are for the service.

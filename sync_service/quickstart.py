@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sync_service.home import resolve_home
+from sync_service.resources import find_program, program_command
 
 CLI_HINT = """No display here, so no window: use the command line in another terminal, for example
   .venv/bin/shoplist new Groceries
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync_arguments = ["--home", str(home.path)] + ([] if window else ["--headless"])
         started.append(_start("shoplist-sync", "sync_service.tray_service", sync_arguments))
         print(f"Sync service running for the home {home.path}", flush=True)
-        if window and _script("shoplist-desktop"):
+        if window and find_program("shoplist-desktop"):
             started.append(_start("shoplist-desktop", "desktop.app", ["--home", str(home.path)]))
             print("Window open. Close it (or press Ctrl+C) to stop everything.", flush=True)
             _wait_for(started[-1], stop)
@@ -74,19 +74,11 @@ class _StartFailed(Exception):
     """A part did not start."""
 
 
-def _script(name: str) -> str | None:
-    """Return the console script `name` installed beside this Python (or on PATH), if any."""
-    return shutil.which(
-        name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    )
-
-
 def _start(
     script: str, module: str, arguments: list[str], stdout: int | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a part by its console script, or as `python -m module` when the script is not installed."""
-    found = _script(script)
-    command = [found, *arguments] if found else [sys.executable, "-m", module, *arguments]
+    command = [*program_command(script, module), *arguments]
     return subprocess.Popen(command, stdout=stdout, stdin=subprocess.DEVNULL)
 
 

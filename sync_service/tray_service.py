@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shutil
 import signal
 import subprocess
 import sys
@@ -144,18 +143,20 @@ def _run_with_tray(home: Home, endpoints: Sequence[str]) -> int:
 
 
 def _open_window(home: Home) -> None:
-    command = shutil.which("shoplist-desktop")
-    arguments = [command] if command else [sys.executable, "-m", "desktop.app"]
-    subprocess.Popen([*arguments, "--home", str(home.path)], start_new_session=True)
+    from sync_service.resources import program_command
+
+    command = program_command("shoplist-desktop", "desktop.app")
+    subprocess.Popen([*command, "--home", str(home.path)], start_new_session=True)
 
 
 def _set_autostart(enabled: bool, home: Home) -> None:
     from sync_service import autostart
 
     if enabled:
-        installed = shutil.which("shoplist-sync")
-        prefix = [installed] if installed else [sys.executable, "-m", "sync_service.tray_service"]
-        where = autostart.enable([*prefix, "--home", str(home.path)])
+        from sync_service.resources import program_command
+
+        command = program_command("shoplist-sync", "sync_service.tray_service")
+        where = autostart.enable([*command, "--home", str(home.path)])
         log.info("starts at login now (%s)", where)
     else:
         autostart.disable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -34,6 +35,11 @@ def test_the_claim_ends_with_the_claiming_connection(postgres_database: str, tmp
         assert first.claim_sync_service()
         assert watcher.sync_service_running()
         first.close()
+        # The server drops a closed session's locks when its backend exits, a moment after the client
+        # hung up (longer on a busy machine): wait for that, within a bound.
+        deadline = time.monotonic() + 10
+        while watcher.sync_service_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not watcher.sync_service_running()
         assert watcher.claim_sync_service()
 
