@@ -6,8 +6,10 @@ Rumour precedence (one member's claims; the higher one wins everywhere, so table
   higher incarnation wins; at equal incarnation DEAD > SUSPECT > ALIVE
   only a member raises its own incarnation: hearing itself suspected or declared dead, it refutes
 Probe rules, per round of `interval` seconds:
-  PING one member (round robin over a shuffled list); no ACK within `probe_timeout` -> PING_REQ to
-  `indirect_probes` others, who ping it for us; still no ACK when the round ends -> SUSPECT
+  PING one member (round robin over a shuffled list of all of them: a member declared dead that
+  answers learns it and refutes, which is how the halves of a healed partition find each other);
+  no ACK within `probe_timeout` -> PING_REQ to `indirect_probes` others, who ping it for us (not for
+  members already declared dead); still no ACK when the round ends -> SUSPECT
   SUSPECT for `suspicion_rounds` rounds without a refutation -> DEAD
   every PING and ACK carries the sender's table digest and a few recent rumours; a digest that still
   differs after the rumours are applied starts a SYNC (the whole table, both ways) at most once per
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -150,7 +153,7 @@ class _Relay:
 @dataclass
 class _Counters:
     probes: int = 0
-    suspicions_raised: int = 0
+    suspected: Counter[str] = field(default_factory=Counter)
     refutations: int = 0
     syncs: int = 0
 
@@ -197,9 +200,10 @@ class Gossip:
         """Advance time: ask others after a silent probe, end rounds, time suspicions out."""
         out: list[Outgoing] = []
         probe = self._probe
-        if probe and not probe.acked and not probe.asked_others:
-            if now >= probe.sent_at + self.settings.probe_timeout:
-                out += self._ask_others(probe)
+        silent = probe is not None and not probe.acked and not probe.asked_others
+        if probe is not None and silent and now >= probe.sent_at + self.settings.probe_timeout:
+            out += self._ask_others(probe)
+            probe.asked_others = True
         self._expire_suspicions(now)
         if now >= self._rounds.next_round:
             out += self._new_round(now)
@@ -253,24 +257,16 @@ class Gossip:
         return [Outgoing(target, Ping(self._seq, self.digest, self._take_news()))]
 
     def _next_target(self) -> str | None:
-        """Return the next member to probe: a fresh shuffle of the live and suspect ones each pass."""
-        while True:
-            if not self._rounds.order:
-                order = [
-                    node for node, r in self.rumours.items() if node != self.me and r.claim is not Claim.DEAD
-                ]
-                if not order:
-                    return None
-                order.sort()
-                self.random.shuffle(order)
-                self._rounds.order = order
-            target = self._rounds.order.pop()
-            rumour = self.rumours.get(target)
-            if rumour and rumour.claim is not Claim.DEAD:
-                return target
+        """Return the next member to probe: a fresh shuffle of every other member each pass."""
+        if not self._rounds.order:
+            order = sorted(node for node in self.rumours if node != self.me)
+            self.random.shuffle(order)
+            self._rounds.order = order
+        return self._rounds.order.pop() if self._rounds.order else None
 
     def _ask_others(self, probe: _Probe) -> list[Outgoing]:
-        probe.asked_others = True
+        if self.claim(probe.target) is Claim.DEAD:
+            return []
         helpers = sorted(
             node
             for node, r in self.rumours.items()
@@ -304,7 +300,7 @@ class Gossip:
         rumour = self.rumours.get(node)
         if rumour is None or rumour.claim is not Claim.ALIVE:
             return
-        self.counters.suspicions_raised += 1
+        self.counters.suspected[node] += 1
         self._learn(now, [Rumour(rumour.record, Claim.SUSPECT)])
 
     def _expire_suspicions(self, now: float) -> None:

@@ -37,7 +37,7 @@ class Ring:
 
     def successors(self, key: str) -> list[str]:
         """Return every distinct node in clockwise order from `key`'s partition."""
-        return list(self._successors_from(self.partition_of(key)))
+        return list(self.successors_from(self.partition_of(key)))
 
     def iter_successors(self, key: str) -> Iterator[str]:
         """Yield the distinct nodes clockwise from `key`, stopping when the caller has enough."""
@@ -64,8 +64,8 @@ class Ring:
                 break
         return found
 
-    def _successors_from(self, start: int) -> tuple[str, ...]:
-        """Return (and remember: the ring is immutable) the distinct nodes clockwise from `start`."""
+    def successors_from(self, start: int) -> tuple[str, ...]:
+        """Return the distinct nodes clockwise from partition `start` (remembered: the ring is immutable)."""
         cached = self._successor_cache.get(start)
         if cached is None:
             seen: dict[str, None] = {}

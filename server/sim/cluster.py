@@ -129,12 +129,17 @@ class SimCluster:
         target = self.nodes.get(destination)
         if target is None or (not target.up and self.settings.refused_when_down):
             sender = self.nodes[source]
-            self.queue.after(0.0, f"unreachable {source}>{destination}", lambda: sender.on_unreachable(
-                destination, message.request_id
-            ))
+            self.queue.after(
+                0.0,
+                f"unreachable {source}>{destination}",
+                lambda: sender.on_unreachable(destination, message.request_id),
+            )
             return
         self.network.send(
-            source, destination, message.kind.value, message_size(message),
+            source,
+            destination,
+            message.kind.value,
+            message_size(message),
             lambda: target.on_replica_request(source, message),
         )
 
@@ -142,7 +147,11 @@ class SimCluster:
         """Carry a replica's answer back to the coordinator that asked."""
         node = self.nodes[destination]
         self.network.send(
-            source, destination, answer.kind.value, message_size(answer), lambda: node.on_reply(source, answer)
+            source,
+            destination,
+            answer.kind.value,
+            message_size(answer),
+            lambda: node.on_reply(source, answer),
         )
 
     def forward(self, proxy: str, node: str, message: Message) -> None:
@@ -150,9 +159,9 @@ class SimCluster:
         target = self.nodes.get(node)
         owner = self.proxies[proxy]
         if target is None or (not target.up and self.settings.refused_when_down):
-            self.queue.after(0.0, f"unreachable {proxy}>{node}", lambda: owner.on_unreachable(
-                node, message.request_id
-            ))
+            self.queue.after(
+                0.0, f"unreachable {proxy}>{node}", lambda: owner.on_unreachable(node, message.request_id)
+            )
             return
         self.network.send(
             proxy, node, message.kind.value, message_size(message), lambda: target.on_request(proxy, message)
@@ -162,7 +171,10 @@ class SimCluster:
         """Carry a coordinator's answer to the proxy that forwarded the request."""
         proxy = self.proxies[str(origin)]
         self.network.send(
-            node, proxy.proxy_id, message.kind.value, message_size(message),
+            node,
+            proxy.proxy_id,
+            message.kind.value,
+            message_size(message),
             lambda: proxy.on_reply(node, message),
         )
 

@@ -6,7 +6,6 @@ import hashlib
 import heapq
 from collections.abc import Callable
 
-
 _Event = tuple[float, int, str, Callable[[], None]]  # (time, scheduling order, label, action)
 
 

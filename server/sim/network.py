@@ -69,9 +69,7 @@ class Network:
         now = self.queue.now
         return not any(p.separates(source, destination, now) for p in self.partitions)
 
-    def send(
-        self, source: str, destination: str, kind: str, size: int, deliver: Callable[[], None]
-    ) -> None:
+    def send(self, source: str, destination: str, kind: str, size: int, deliver: Callable[[], None]) -> None:
         """Carry a message of `kind` and `size` bytes; `deliver` runs on arrival unless it is lost."""
         traffic = self.traffic
         traffic.messages[kind] += 1

@@ -14,9 +14,9 @@ import msgpack
 
 from crdt import ShoppingList
 from protocol.messages import ErrorCode, Kind, Message, error, reply
-from server.gossip import Gossip, GossipMessage, GossipSettings, Outgoing, wire_form
+from server.gossip import Gossip, GossipMessage, Outgoing, wire_form
 from server.membership import Evidence, MemberRecord, Membership
-from server.node_core import Config, Effect, Handoff, NodeCore, Publish, Respond, Send
+from server.node_core import Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.proxy_core import ProxyCore, ProxyEffect, ToClient, ToNode
 from server.ring import Ring, RingHolder
 
@@ -216,7 +216,9 @@ class SimNode:
         self._handoff_waiting[owner] = waiting
         generation = self._handoff_waiting[owner]
         self.cluster.queue.after(
-            HANDOFF_TIMEOUT, f"handoff-timeout {self.node_id}", lambda: self._handoff_timeout(owner, generation)
+            HANDOFF_TIMEOUT,
+            f"handoff-timeout {self.node_id}",
+            lambda: self._handoff_timeout(owner, generation),
         )
 
     def _hint_delivered(self, sender: str, answer: Message) -> bool:
@@ -326,6 +328,7 @@ class SimClient:
         self.acked: list[Acked] = []
         self.refused = 0
         self.sent = 0
+        self.copies: dict[str, ShoppingList] = {}  # the client's own replica of each list it writes
         self.stop_at = NEVER
 
     def start(self, stop_at: float) -> None:
@@ -342,7 +345,7 @@ class SimClient:
         self.sent += 1
         list_id = f"list-{self.random.randrange(self.lists)}"
         item = f"{self.name}-{self.sent}"
-        delta = ShoppingList(self.name).add_item(item)
+        delta = self.copies.setdefault(list_id, ShoppingList(self.name)).add_item(item)
         request = Message(Kind.WRITE, f"{self.name}:{self.sent}", {"list": list_id}, delta.to_bytes())
         self.proxy.request(request.request_id, request, lambda answer: self._answered(answer, list_id, item))
         self._schedule()
