@@ -41,18 +41,22 @@ class Ring:
 
     def iter_successors(self, key: str) -> Iterator[str]:
         """Yield the distinct nodes clockwise from `key`, stopping when the caller has enough."""
-        start = self.partition_of(key)
+        return self.iter_successors_from(self.partition_of(key))
+
+    def iter_successors_from(self, start: int) -> Iterator[str]:
+        """Yield the distinct nodes clockwise from partition `start`, stopping when the caller has enough."""
         cached = self._successor_cache.get(start)
         if cached is not None:
             yield from cached
             return
+        owners, size, distinct = self.owners, len(self.owners), self._distinct
         seen: set[str] = set()
-        for step in range(self.partitions):
-            owner = self.owners[(start + step) % self.partitions]
+        for step in range(size):
+            owner = owners[(start + step) % size]
             if owner not in seen:
                 seen.add(owner)
                 yield owner
-                if len(seen) == self._distinct:
+                if len(seen) == distinct:
                     return
 
     def preference_list(self, key: str, replicas: int) -> list[str]:
@@ -68,12 +72,7 @@ class Ring:
         """Return the distinct nodes clockwise from partition `start` (remembered: the ring is immutable)."""
         cached = self._successor_cache.get(start)
         if cached is None:
-            seen: dict[str, None] = {}
-            for step in range(self.partitions):
-                seen.setdefault(self.owners[(start + step) % self.partitions])
-                if len(seen) == self._distinct:
-                    break
-            cached = self._successor_cache[start] = tuple(seen)
+            cached = self._successor_cache[start] = tuple(self.iter_successors_from(start))
         return cached
 
     @cached_property

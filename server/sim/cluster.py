@@ -64,9 +64,10 @@ class SimCluster:
             ring = self._rings[key] = build_ring(key, self.settings.partitions)
         return ring
 
-    def bootstrap(self, count: int) -> list[str]:
-        """Start `count` nodes that all know each other (a static member list), and return their ids."""
-        names = [node_name(index) for index in range(count)]
+    def bootstrap(self, count: int, names: list[str] | None = None) -> list[str]:
+        """Start `count` nodes (named `names`, else n0000, n0001, ...) that all know each other (a static
+        member list), and return their ids."""
+        names = names or [node_name(index) for index in range(count)]
         self.ring_for(names)
         for name in names:
             self._start(name, seeds=names[:3])

@@ -4,6 +4,7 @@ replica digest core of the ring-maintenance work; docs/scale.md says where it pl
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -122,7 +123,7 @@ def _replica_counts(ring: Ring, replicas: int) -> Counter[str]:
     """Return, per node, how many partitions it holds a replica of (it is in their preference list)."""
     counts: Counter[str] = Counter()
     for partition in range(ring.partitions):
-        counts.update(ring.successors_from(partition)[:replicas])
+        counts.update(itertools.islice(ring.iter_successors_from(partition), replicas))
     return counts
 
 
@@ -186,8 +187,10 @@ def _replica_moves(before: Ring, after: Ring, replicas: int) -> int:
     """Return how many (partition, replica) copies land on a node that did not hold them."""
     moves = 0
     for partition in range(before.partitions):
-        old = set(before.successors_from(partition)[:replicas])
-        moves += sum(node not in old for node in after.successors_from(partition)[:replicas])
+        old = set(itertools.islice(before.iter_successors_from(partition), replicas))
+        moves += sum(
+            node not in old for node in itertools.islice(after.iter_successors_from(partition), replicas)
+        )
     return moves
 
 
@@ -281,8 +284,8 @@ def _restored(cluster: SimCluster, observers: list[str], victims: list[str], key
         node = cluster.nodes[observer]
         ring = node.ring.ring
         for key in range(keys):
-            live = [n for n in ring.iter_successors(f"list-{key}") if node.membership.is_up(n)]
-            good += not gone.intersection(live[: cluster.config.replicas])
+            live = (n for n in ring.iter_successors(f"list-{key}") if node.membership.is_up(n))
+            good += not gone.intersection(itertools.islice(live, cluster.config.replicas))
     return good / (len(observers) * keys)
 
 
