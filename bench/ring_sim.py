@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.sim import scenarios
+from server.sim.cluster import ClusterSettings, SimCluster
+from server.sim.network import LinkModel
 from server.sim.scenarios import Bootstrap, Crash, Join, Load, RunStats
 
 PLOTS = Path(__file__).resolve().parent.parent / "docs" / "scale"
@@ -258,11 +260,50 @@ def _maybe(value: float | None) -> str:
     return "never (in 120 s)" if value is None else f"{value:.0f}"
 
 
+@dataclass(frozen=True)
+class Throughput:
+    """Events the event loop ran per CPU second on a large ring, setup excluded."""
+
+    nodes: int
+    events: int
+    cpu: float
+
+    def rate(self) -> float:
+        """Return events per CPU second."""
+        return self.events / max(self.cpu, 1e-9)
+
+
+def run_throughput(nodes: int, partitions: int, seed: int) -> Throughput:
+    """Time only the event loop: `nodes` nodes, 1% loss, 20 quiet rounds, 10% crash, 30 more rounds."""
+    link = LinkModel(loss=0.01, jitter=0.003)
+    cluster = SimCluster(ClusterSettings(seed=seed, partitions=partitions, link=link))
+    names = cluster.bootstrap(nodes)
+    interval = cluster.gossip_settings.interval
+    start_events, cpu = cluster.queue.processed, time.process_time()
+    cluster.queue.run_until(20 * interval)
+    for name in names[::10]:  # every tenth node
+        cluster.crash(name)
+    cluster.queue.run_until(50 * interval)
+    result = Throughput(nodes, cluster.queue.processed - start_events, time.process_time() - cpu)
+    print(
+        f"\n### Simulator speed\n\n{result.events:,} events of a {nodes}-node ring (1% loss, 10% crashed) "
+        f"in {result.cpu:.1f} s CPU: {result.rate():,.0f} events/s",
+        flush=True,
+    )
+    return result
+
+
 # ----- targets -----------------------------------------------------------------------------------------
 
 
 def targets(
-    a: list[Bootstrap], b: list[Join], c: list[Crash], d: Load | None, e: Load | None, speed: Speed
+    a: list[Bootstrap],
+    b: list[Join],
+    c: list[Crash],
+    d: Load | None,
+    e: Load | None,
+    speed: Speed,
+    throughput: Throughput,
 ) -> None:
     """Print each target at the largest n run, met or not."""
     rows: list[list[Any]] = []
@@ -312,14 +353,19 @@ def targets(
     for name, load in (("(d)", d), ("(e)", e)):
         if load is not None:
             rows.append([f"{name}: 0 acknowledged writes lost", str(load.lost), load.lost == 0])
-    rate_cpu = speed.events / max(speed.cpu, 1e-9)
-    rows.append(["≥ 100k simulated events/s (CPU)", f"{rate_cpu:,.0f}", rate_cpu >= 100_000])
+    rate = throughput.rate()
+    rows.append(
+        [
+            f"≥ 100k simulated events/s (event loop, n={throughput.nodes}, one core)",
+            f"{rate:,.0f}",
+            rate >= 100_000,
+        ]
+    )
     print("\n### Targets\n")
     print(table(["target", "measured", "met"], [[t, m, "yes" if ok else "**no**"] for t, m, ok in rows]))
-    wall = speed.events / max(speed.wall, 1e-9)
     print(
-        f"\n{speed.events:,} events in {speed.cpu:.1f} s CPU ({rate_cpu:,.0f}/s), "
-        f"{speed.wall:.1f} s wall ({wall:,.0f}/s)"
+        f"\nAll scenarios, setup and checks included: {speed.events:,} events, {speed.cpu:.1f} s CPU, "
+        f"{speed.wall:.1f} s wall"
     )
 
 
@@ -434,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         "\n### (f) anti-entropy\n\nWaits for the replica digest core of the ring-maintenance work "
         "(see docs/scale.md, scenario f)."
     )
-    targets(a, b, c, d, e, speed)
+    throughput = run_throughput(sizes.sweep[-1], sizes.partitions, args.seed)
+    targets(a, b, c, d, e, speed, throughput)
     if not args.no_plots:
         for path in plot(a, b, c, d, e, args.plots):
             print(f"plot: {path}")

@@ -25,8 +25,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from typing import Any
+
+import msgpack
 
 from server.membership import Evidence, MemberRecord, Membership
 
@@ -41,25 +42,27 @@ class Claim(IntEnum):
 
 @dataclass(frozen=True)
 class Rumour:
-    """One member's record and the claim about it."""
+    """One member's record and the claim about it, with the keys every merge and send reads, computed
+    once: `precedence` decides which of two rumours about one member wins, `fingerprint` is a 64-bit hash
+    (a table's digest is the XOR of its rumours' fingerprints), `wire_size` the msgpack bytes."""
 
     record: MemberRecord
     claim: Claim
+    precedence: tuple[int, int] = field(init=False, compare=False, repr=False)
+    fingerprint: int = field(init=False, compare=False, repr=False)
+    wire_size: int = field(init=False, compare=False, repr=False)
 
-    def precedence(self) -> tuple[int, int]:
-        """Return the key that decides which of two rumours about one member wins."""
-        return (self.record.incarnation, int(self.claim))
+    def __post_init__(self) -> None:
+        record = self.record
+        text = f"{record.node_id}|{record.endpoint}|{record.publish}|{record.incarnation}|{int(self.claim)}"
+        fingerprint = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+        object.__setattr__(self, "precedence", (record.incarnation, int(self.claim)))
+        object.__setattr__(self, "fingerprint", fingerprint)
+        object.__setattr__(self, "wire_size", len(msgpack.packb(self.to_wire())))
 
     def to_wire(self) -> list[Any]:
         """Return the rumour as a msgpack-ready list."""
         return [*self.record.to_wire(), int(self.claim)]
-
-    @cached_property
-    def fingerprint(self) -> int:
-        """Return a 64-bit hash of the rumour; a table's digest is the XOR of its rumours' fingerprints."""
-        text = f"{self.record.node_id}|{self.record.endpoint}|{self.record.publish}|"
-        text += f"{self.record.incarnation}|{int(self.claim)}"
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,17 @@ class Sync:
 
 
 GossipMessage = Ping | Ack | PingRequest | Sync
+
+
+def wire_size(message: GossipMessage) -> int:
+    """Return the msgpack size of `message` (as `wire_form` packs it), from its rumours' cached sizes."""
+    if isinstance(message, Sync):
+        rumours, rest = message.rumours, ["sync", [], message.digest, message.answer]
+    else:
+        rumours, rest = message.news, [*wire_form(message)[:-1], []]
+    count = len(rumours)
+    array_header = 1 if count < 16 else 3 if count < 65536 else 5
+    return len(msgpack.packb(rest)) - 1 + array_header + sum(r.wire_size for r in rumours)
 
 
 def wire_form(message: GossipMessage) -> list[Any]:
@@ -324,7 +338,7 @@ class Gossip:
                 refuted |= self._hear_about_myself(rumour)
                 continue
             current = self.rumours.get(node)
-            if current is not None and rumour.precedence() <= current.precedence():
+            if current is not None and rumour.precedence <= current.precedence:
                 continue
             self._store(rumour, spread=current is not None or not bulk)
             changed.append(rumour)

@@ -7,13 +7,13 @@ import random
 from dataclasses import dataclass, field
 
 from protocol.messages import Message
-from server.gossip import GossipMessage, GossipSettings
+from server.gossip import Ack, GossipMessage, GossipSettings, Ping, PingRequest, Sync, wire_size
 from server.membership import MemberRecord
 from server.node_core import Config
 from server.ring import Ring, build_ring
 from server.sim.events import EventQueue
 from server.sim.network import LinkModel, Network
-from server.sim.nodes import Disk, SimClient, SimNode, SimProxy, gossip_size, message_size
+from server.sim.nodes import Disk, SimClient, SimNode, SimProxy, message_size
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class ClusterSettings:
     link: LinkModel = field(default_factory=LinkModel)
     gossip: GossipSettings = field(default_factory=GossipSettings)
     refused_when_down: bool = False
+
+
+GOSSIP_KINDS = {kind: f"gossip.{kind.__name__.lower()}" for kind in (Ping, Ack, PingRequest, Sync)}
 
 
 def node_name(index: int) -> str:
@@ -116,14 +119,14 @@ class SimCluster:
 
     def send_gossip(self, source: str, destination: str, message: GossipMessage) -> None:
         """Carry a gossip message (dropped if the destination is not running)."""
-        kind = f"gossip.{type(message).__name__.lower()}"
+        kind = GOSSIP_KINDS[type(message)]
 
         def deliver() -> None:
             node = self.nodes.get(destination)
             if node is not None:
                 node.on_gossip(source, message)
 
-        self.network.send(source, destination, kind, gossip_size(message), deliver)
+        self.network.send(source, destination, kind, wire_size(message), deliver)
 
     def send_request(self, source: str, destination: str, message: Message) -> None:
         """Carry a node-to-node request (REPLICATE, FETCH)."""

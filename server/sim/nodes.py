@@ -14,7 +14,7 @@ import msgpack
 
 from crdt import ShoppingList
 from protocol.messages import ErrorCode, Kind, Message, error, reply
-from server.gossip import Gossip, GossipMessage, Outgoing, wire_form
+from server.gossip import Gossip, GossipMessage, Outgoing
 from server.membership import Evidence, MemberRecord, Membership
 from server.node_core import Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.proxy_core import ProxyCore, ProxyEffect, ToClient, ToNode
@@ -33,11 +33,6 @@ DISK_LATENCY = 0.001
 def message_size(message: Message) -> int:
     """Return the bytes a request or reply takes on the wire (header fields plus body, roughly)."""
     return 24 + len(message.request_id) + len(msgpack.packb(message.fields)) + len(message.body)
-
-
-def gossip_size(message: GossipMessage) -> int:
-    """Return the msgpack size of a gossip message."""
-    return len(msgpack.packb(wire_form(message)))
 
 
 @dataclass
