@@ -144,7 +144,7 @@ class GossipSettings:
     indirect_probes: int = 3
     suspicion_rounds: int = 3
     retransmit_factor: int = 3
-    news_per_message: int = 8
+    news_per_message: int = 32
     sync_rounds: int = 5
 
 
