@@ -446,7 +446,7 @@ def plot(
         axes.set_xlabel("virtual seconds")
         axes.set_ylabel("writes")
         axes.set_title(f"{title}, n = {load.nodes}")
-        axes.legend()
+        axes.legend(loc="upper right")
         axes.grid(True, alpha=0.3)
         save(figure, name)
     return written
@@ -482,9 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     throughput = run_throughput(sizes.sweep[-1], sizes.partitions, args.seed)
     targets(a, b, c, d, e, speed, throughput)
-    if not args.no_plots:
-        for path in plot(a, b, c, d, e, args.plots):
-            print(f"plot: {path}")
+    if args.no_plots:
+        return 0
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("\nno plots: matplotlib is missing (pip install -e '.[bench]')")
+        return 0
+    for path in plot(a, b, c, d, e, args.plots):
+        print(f"plot: {path}")
     return 0
 
 
