@@ -6,8 +6,9 @@ Rumour precedence (one member's claims; the higher one wins everywhere, so table
   higher incarnation wins; at equal incarnation DEAD > SUSPECT > ALIVE
   only a member raises its own incarnation: hearing itself suspected or declared dead, it refutes
 Probe rules, per round of `interval` seconds:
-  PING one member (round robin over a shuffled list of all of them: a member declared dead that
-  answers learns it and refutes, which is how the halves of a healed partition find each other);
+  PING `probes_per_round` members (1 in SWIM), round robin over a shuffled list of all of them (a member
+  declared dead that answers learns it and refutes: that is how the halves of a healed partition find
+  each other);
   no ACK within `probe_timeout` -> PING_REQ to `indirect_probes` others, who ping it for us (not for
   members already declared dead); still no ACK when the round ends -> SUSPECT
   SUSPECT for `suspicion_rounds` rounds without a refutation -> DEAD
@@ -141,6 +142,7 @@ class GossipSettings:
 
     interval: float = 0.2
     probe_timeout: float = 0.08
+    probes_per_round: int = 1
     indirect_probes: int = 3
     suspicion_rounds: int = 3
     retransmit_factor: int = 3
@@ -202,7 +204,7 @@ class Gossip:
         self.news: dict[str, int] = {}
         self.counters = _Counters()
         self._rounds = _Rounds(next_round=now + chooser.random() * self.settings.interval)
-        self._probe: _Probe | None = None
+        self._probes: list[_Probe] = []
         self._relays: dict[int, _Relay] = {}
         self._suspicions: dict[str, float] = {}
         self._seq = 0
@@ -213,11 +215,11 @@ class Gossip:
     def tick(self, now: float) -> list[Outgoing]:
         """Advance time: ask others after a silent probe, end rounds, time suspicions out."""
         out: list[Outgoing] = []
-        probe = self._probe
-        silent = probe is not None and not probe.acked and not probe.asked_others
-        if probe is not None and silent and now >= probe.sent_at + self.settings.probe_timeout:
-            out += self._ask_others(probe)
-            probe.asked_others = True
+        for probe in self._probes:
+            silent = not probe.acked and not probe.asked_others
+            if silent and now >= probe.sent_at + self.settings.probe_timeout:
+                out += self._ask_others(probe)
+                probe.asked_others = True
         self._expire_suspicions(now)
         if now >= self._rounds.next_round:
             out += self._new_round(now)
@@ -226,9 +228,9 @@ class Gossip:
     def wake_at(self) -> float:
         """Return the earliest time `tick` has something to do."""
         times = [self._rounds.next_round, *self._suspicions.values()]
-        probe = self._probe
-        if probe and not probe.acked and not probe.asked_others:
-            times.append(probe.sent_at + self.settings.probe_timeout)
+        for probe in self._probes:
+            if not probe.acked and not probe.asked_others:
+                times.append(probe.sent_at + self.settings.probe_timeout)
         return min(times)
 
     def on_message(self, now: float, sender: str, message: GossipMessage) -> list[Outgoing]:
@@ -256,19 +258,24 @@ class Gossip:
     # ----- probing ---------------------------------------------------------------------------------
 
     def _new_round(self, now: float) -> list[Outgoing]:
-        probe = self._probe
-        if probe and not probe.acked:
-            self._suspect(now, probe.target)
-        self._probe = None
+        for probe in self._probes:
+            if not probe.acked:
+                self._suspect(now, probe.target)
+        self._probes = []
         following = self._rounds.next_round + self.settings.interval
         self._rounds.next_round = following if following > now else now + self.settings.interval
-        target = self._next_target()
-        if target is None:
-            return self._sync_with_seed(now)
-        self._seq += 1
-        self._probe = _Probe(target, self._seq, now)
-        self.counters.probes += 1
-        return [Outgoing(target, Ping(self._seq, self.digest, self._take_news()))]
+        out: list[Outgoing] = []
+        for _ in range(self.settings.probes_per_round):
+            target = self._next_target()
+            if target is None:
+                return self._sync_with_seed(now)
+            if any(probe.target == target for probe in self._probes):
+                continue  # a small cluster: the next pass came round to the same member
+            self._seq += 1
+            self._probes.append(_Probe(target, self._seq, now))
+            self.counters.probes += 1
+            out.append(Outgoing(target, Ping(self._seq, self.digest, self._take_news())))
+        return out
 
     def _next_target(self) -> str | None:
         """Return the next member to probe: a fresh shuffle of every other member each pass."""
@@ -300,9 +307,9 @@ class Gossip:
         relay = self._relays.pop(ack.seq, None)
         if relay is not None and relay.target == ack.about:
             return [Outgoing(relay.asker, Ack(relay.asker_seq, ack.about, self.digest, self._take_news()))]
-        probe = self._probe
-        if probe and probe.seq == ack.seq and probe.target == ack.about:
-            probe.acked = True
+        for probe in self._probes:
+            if probe.seq == ack.seq and probe.target == ack.about:
+                probe.acked = True
         self.membership.observe(ack.about, Evidence.REPLY, now)
         if sender == ack.about and ack.digest != self.digest:
             return self._maybe_sync(now, sender)

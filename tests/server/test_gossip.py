@@ -11,14 +11,14 @@ from server.membership import Liveness, MemberRecord, Membership
 NEVER = float("inf")
 
 
-def _gossip(name: str, seeds: list[str] | None = None, incarnation: int = 1) -> Gossip:
-    record = MemberRecord(name, f"tcp://{name}:1", f"tcp://{name}:2", incarnation)
+def _gossip(name: str, seeds: list[str] | None = None, settings: GossipSettings | None = None) -> Gossip:
+    record = MemberRecord(name, f"tcp://{name}:1", f"tcp://{name}:2", 1)
     membership = Membership(record, 0.0, suspect_after=NEVER, dead_after=NEVER)
-    return Gossip(membership, seeds or [], random.Random(name), 0.0, GossipSettings())
+    return Gossip(membership, seeds or [], random.Random(name), 0.0, settings or GossipSettings())
 
 
-def _cluster(count: int) -> dict[str, Gossip]:
-    nodes = {f"n{i}": _gossip(f"n{i}") for i in range(count)}
+def _cluster(count: int, settings: GossipSettings | None = None) -> dict[str, Gossip]:
+    nodes = {f"n{i}": _gossip(f"n{i}", settings=settings) for i in range(count)}
     table = Sync(tuple(node.rumours[node.me] for node in nodes.values()), 0, answer=False)
     for node in nodes.values():
         node.on_message(0.0, "boot", table)
@@ -121,3 +121,12 @@ def test_digests_differ_exactly_when_the_tables_do_and_merging_is_order_free() -
     two["n3"].on_message(0.0, "n1", Sync((extra,), 0, answer=False))
     assert one["n0"].digest == two["n3"].digest
     assert one["n0"].view() == two["n3"].view()
+
+
+def test_probing_two_members_per_round_pings_two_distinct_members_and_still_agrees() -> None:
+    nodes = _cluster(10, GossipSettings(probes_per_round=2))
+    pings = [o for o in nodes["n0"].tick(1.0) if isinstance(o.message, Ping)]
+    assert len({o.to for o in pings}) == 2
+    sent = _run(nodes, 10, start=1.0)
+    assert 3.6 <= sent / (10 * 10) <= 4.4
+    assert len({node.digest for node in nodes.values()}) == 1
