@@ -6,9 +6,9 @@ Rumour precedence (one member's claims; the higher one wins everywhere, so table
   higher incarnation wins; at equal incarnation DEAD > SUSPECT > ALIVE
   only a member raises its own incarnation: hearing itself suspected or declared dead, it refutes
 Probe rules, per round of `interval` seconds:
-  PING `probes_per_round` members (1 in SWIM), round robin over a shuffled list of all of them (a member
-  declared dead that answers learns it and refutes: that is how the halves of a healed partition find
-  each other);
+  PING `probes_per_round` members (SWIM pings 1; 2 halve the detection tail), round robin over a
+  shuffled list of all of them (a member declared dead that answers learns it and refutes: that is how
+  the halves of a healed partition find each other);
   no ACK within `probe_timeout` -> PING_REQ to `indirect_probes` others, who ping it for us (not for
   members already declared dead); still no ACK when the round ends -> SUSPECT
   SUSPECT for `suspicion_rounds` rounds without a refutation -> DEAD
@@ -142,7 +142,7 @@ class GossipSettings:
 
     interval: float = 0.2
     probe_timeout: float = 0.08
-    probes_per_round: int = 1
+    probes_per_round: int = 2
     indirect_probes: int = 3
     suspicion_rounds: int = 3
     retransmit_factor: int = 3

@@ -17,7 +17,7 @@ PARTITIONS = 1024
 def test_bootstrap_gives_every_node_its_fair_share_within_10_percent_and_quiet_gossip_is_small() -> None:
     result = scenarios.bootstrap(NODES, PARTITIONS)
     assert result.worst_deviation() <= 0.10
-    assert result.quiet_messages_per_node_round <= 2.5  # a ping and its ack, now and then a relay
+    assert result.quiet_messages_per_node_round <= 4.5  # two pings and their acks, now and then a relay
     assert result.quiet_bytes_per_node_round < 100
     assert result.legacy_bytes_per_node_round > 100 * result.quiet_bytes_per_node_round
 
