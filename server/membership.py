@@ -5,6 +5,7 @@ Liveness rules (the transition table below is the only place they live):
   ALIVE   --quiet(suspect_after)--> SUSPECT   no heartbeat progress for a while
   ALIVE   --unreachable---------->  SUSPECT   a direct send failed (the socket has no live peer)
   SUSPECT --quiet(dead_after)---->  DEAD
+  ALIVE/SUSPECT --declared_dead-->  DEAD      the cluster's gossip confirmed a suspicion (server.gossip)
   any     --heartbeat / reply---->  ALIVE     fresh evidence of life always wins
 Only ALIVE members take requests; SUSPECT and DEAD ones are skipped (sloppy quorum covers them).
 """
@@ -32,6 +33,7 @@ class Evidence(StrEnum):
     UNREACHABLE = "unreachable"
     QUIET_SUSPECT = "quiet_suspect"
     QUIET_DEAD = "quiet_dead"
+    DECLARED_DEAD = "declared_dead"
 
 
 TRANSITIONS: dict[tuple[Liveness, Evidence], Liveness] = {
@@ -40,6 +42,8 @@ TRANSITIONS: dict[tuple[Liveness, Evidence], Liveness] = {
     (Liveness.SUSPECT, Evidence.QUIET_DEAD): Liveness.DEAD,
     (Liveness.SUSPECT, Evidence.UNREACHABLE): Liveness.SUSPECT,
     (Liveness.DEAD, Evidence.UNREACHABLE): Liveness.DEAD,
+    (Liveness.ALIVE, Evidence.DECLARED_DEAD): Liveness.DEAD,
+    (Liveness.SUSPECT, Evidence.DECLARED_DEAD): Liveness.DEAD,
     **{(state, Evidence.HEARTBEAT): Liveness.ALIVE for state in Liveness},
     **{(state, Evidence.REPLY): Liveness.ALIVE for state in Liveness},
 }
@@ -143,6 +147,15 @@ class Membership:
         self.table = merge_tables(self.table, records)
         if mine is not None:
             self.table[mine.node_id] = mine
+
+    def reincarnate(self, above: int) -> MemberRecord:
+        """Raise our incarnation to `above` (if higher) and return our record: a member suspected or
+        declared dead at its current incarnation refutes that with a newer one."""
+        if self.me is None:
+            raise ValueError("a watcher has no record to reincarnate")
+        self.me = replace(self.me, incarnation=max(above, self.me.incarnation))
+        self.table[self.me.node_id] = self.me
+        return self.me
 
     def observe(self, node_id: str, evidence: Evidence, now: float) -> None:
         """Record direct evidence about `node_id` (a reply came back, or a send found no peer)."""

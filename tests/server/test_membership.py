@@ -81,3 +81,16 @@ def test_fresh_evidence_always_wins_in_the_transition_table() -> None:
     for state in Liveness:
         assert next_liveness(state, Evidence.HEARTBEAT) is Liveness.ALIVE
     assert next_liveness(Liveness.ALIVE, Evidence.QUIET_DEAD) is Liveness.ALIVE  # must pass through SUSPECT
+
+
+def test_a_declared_death_moves_alive_and_suspect_members_to_dead_and_life_still_wins() -> None:
+    assert next_liveness(Liveness.ALIVE, Evidence.DECLARED_DEAD) is Liveness.DEAD
+    assert next_liveness(Liveness.SUSPECT, Evidence.DECLARED_DEAD) is Liveness.DEAD
+    assert next_liveness(Liveness.DEAD, Evidence.HEARTBEAT) is Liveness.ALIVE
+
+
+def test_reincarnating_raises_our_own_incarnation_and_never_lowers_it() -> None:
+    view = Membership(_record("n1", incarnation=3), 0.0)
+    assert view.reincarnate(7).incarnation == 7
+    assert view.reincarnate(5).incarnation == 7
+    assert view.table["n1"].incarnation == 7

@@ -53,3 +53,15 @@ def test_ring_changes_go_through_one_function() -> None:
     holder = RingHolder(build_ring(["a", "b", "c"]))
     holder.change(lambda ring: with_node(ring, "d"))
     assert holder.ring.nodes() == ["a", "b", "c", "d"]
+
+
+@given(NODE_SETS, st.text(max_size=30), st.integers(1, 5), st.sampled_from([7, 64, 256]))
+def test_preference_lists_are_the_first_distinct_successors_and_iteration_agrees(
+    nodes: list[str], key: str, replicas: int, partitions: int
+) -> None:
+    ring = build_ring(nodes, partitions)
+    successors = ring.successors(key)
+    assert sorted(successors) == ring.nodes()
+    assert ring.preference_list(key, replicas) == successors[:replicas]
+    assert list(ring.iter_successors(key)) == successors
+    assert ring.successors_from(ring.partition_of(key)) == tuple(successors)

@@ -1,0 +1,424 @@
+"""Scalable gossip membership (sans-io): SWIM probing with indirect probes and suspicion (Das, Gupta and
+Motivala 2002), news piggybacked on probes, and digest-first anti-entropy of the member table, so a quiet
+cluster costs each node O(1) messages and bytes per round whatever its size. Time and randomness are inputs.
+
+Rumour precedence (one member's claims; the higher one wins everywhere, so tables merge deterministically):
+  higher incarnation wins; at equal incarnation DEAD > SUSPECT > ALIVE
+  only a member raises its own incarnation: hearing itself suspected or declared dead, it refutes
+Probe rules, per round of `interval` seconds:
+  PING `probes_per_round` members (SWIM pings 1; 2 halve the detection tail), round robin over a
+  shuffled list of all of them (a member declared dead that answers learns it and refutes: that is how
+  the halves of a healed partition find each other);
+  no ACK within `probe_timeout` -> PING_REQ to `indirect_probes` others, who ping it for us (not for
+  members already declared dead); still no ACK when the round ends -> SUSPECT
+  SUSPECT for `suspicion_rounds` rounds without a refutation -> DEAD
+  every PING and ACK carries the sender's table digest and a few recent rumours; a digest that still
+  differs after the rumours are applied starts a SYNC (the whole table, both ways) at most once per
+  `sync_rounds` rounds
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+from server.membership import Evidence, MemberRecord, Membership
+
+
+class Claim(IntEnum):
+    """What a rumour says about a member; at equal incarnation the larger claim wins."""
+
+    ALIVE = 0
+    SUSPECT = 1
+    DEAD = 2
+
+
+@dataclass(frozen=True)
+class Rumour:
+    """One member's record and the claim about it, with the keys every merge and send reads, computed
+    once: `precedence` decides which of two rumours about one member wins, `fingerprint` is a 64-bit hash
+    (a table's digest is the XOR of its rumours' fingerprints), `wire_size` the msgpack bytes."""
+
+    record: MemberRecord
+    claim: Claim
+    precedence: tuple[int, int] = field(init=False, compare=False, repr=False)
+    fingerprint: int = field(init=False, compare=False, repr=False)
+    wire_size: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        record = self.record
+        text = f"{record.node_id}|{record.endpoint}|{record.publish}|{record.incarnation}|{int(self.claim)}"
+        fingerprint = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+        object.__setattr__(self, "precedence", (record.incarnation, int(self.claim)))
+        object.__setattr__(self, "fingerprint", fingerprint)
+        object.__setattr__(self, "wire_size", len(msgpack.packb(self.to_wire())))
+
+    def to_wire(self) -> list[Any]:
+        """Return the rumour as a msgpack-ready list."""
+        return [*self.record.to_wire(), int(self.claim)]
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Are you alive? Carries the sender's digest and recent rumours."""
+
+    seq: int
+    digest: int
+    news: tuple[Rumour, ...]
+
+
+@dataclass(frozen=True)
+class Ack:
+    """`about` is alive (sent by it, or relayed by whoever pinged it for the asker)."""
+
+    seq: int
+    about: str
+    digest: int
+    news: tuple[Rumour, ...]
+
+
+@dataclass(frozen=True)
+class PingRequest:
+    """Please ping `target` for me and relay its ACK under `seq`."""
+
+    seq: int
+    target: str
+    news: tuple[Rumour, ...]
+
+
+@dataclass(frozen=True)
+class Sync:
+    """The sender's whole table; `answer` asks the receiver to send its own back if they still differ."""
+
+    rumours: tuple[Rumour, ...]
+    digest: int
+    answer: bool
+
+
+GossipMessage = Ping | Ack | PingRequest | Sync
+
+
+def wire_size(message: GossipMessage) -> int:
+    """Return the msgpack size of `message` (as `wire_form` packs it), from its rumours' cached sizes."""
+    if isinstance(message, Sync):
+        rumours, rest = message.rumours, ["sync", [], message.digest, message.answer]
+    else:
+        rumours, rest = message.news, [*wire_form(message)[:-1], []]
+    count = len(rumours)
+    array_header = 1 if count < 16 else 3 if count < 65536 else 5
+    return len(msgpack.packb(rest)) - 1 + array_header + sum(r.wire_size for r in rumours)
+
+
+def wire_form(message: GossipMessage) -> list[Any]:
+    """Return `message` as a msgpack-ready list (what a shell would send; its size is the traffic)."""
+    if isinstance(message, Ping):
+        return ["ping", message.seq, message.digest, [r.to_wire() for r in message.news]]
+    if isinstance(message, Ack):
+        return ["ack", message.seq, message.about, message.digest, [r.to_wire() for r in message.news]]
+    if isinstance(message, PingRequest):
+        return ["ping_req", message.seq, message.target, [r.to_wire() for r in message.news]]
+    return ["sync", [r.to_wire() for r in message.rumours], message.digest, message.answer]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """Send `message` to `to` (a member id, or a seed address while no member is known)."""
+
+    to: str
+    message: GossipMessage
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    """Protocol timing: `interval` is one round (the heartbeat interval); the rest are in rounds or s."""
+
+    interval: float = 0.2
+    probe_timeout: float = 0.08
+    probes_per_round: int = 2
+    indirect_probes: int = 3
+    suspicion_rounds: int = 3
+    retransmit_factor: int = 3
+    news_per_message: int = 32
+    sync_rounds: int = 5
+
+
+@dataclass
+class _Probe:
+    target: str
+    seq: int
+    sent_at: float
+    acked: bool = False
+    asked_others: bool = False
+
+
+@dataclass
+class _Relay:
+    asker: str
+    asker_seq: int
+    target: str
+
+
+@dataclass
+class _Counters:
+    probes: int = 0
+    suspected: Counter[str] = field(default_factory=Counter)
+    refutations: int = 0
+    syncs: int = 0
+
+
+@dataclass
+class _Rounds:
+    next_round: float
+    last_sync: float = -math.inf
+    order: list[str] = field(default_factory=list)
+
+
+class Gossip:
+    """One node's gossip: owns the rumour table and drives `membership`'s liveness from it."""
+
+    def __init__(
+        self,
+        membership: Membership,
+        seeds: Iterable[str],
+        chooser: random.Random,
+        now: float,
+        settings: GossipSettings | None = None,
+    ) -> None:
+        if membership.me is None:
+            raise ValueError("gossip needs a member record of its own")
+        self.membership = membership
+        self.me = membership.me.node_id
+        self.seeds = [seed for seed in seeds if seed != self.me]
+        self.random = chooser
+        self.settings = settings or GossipSettings()
+        self.rumours: dict[str, Rumour] = {}
+        self.digest = 0
+        self.news: dict[str, int] = {}
+        self.counters = _Counters()
+        self._rounds = _Rounds(next_round=now + chooser.random() * self.settings.interval)
+        self._probes: list[_Probe] = []
+        self._relays: dict[int, _Relay] = {}
+        self._suspicions: dict[str, float] = {}
+        self._seq = 0
+        self._store(Rumour(membership.me, Claim.ALIVE))
+
+    # ----- events ----------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Advance time: ask others after a silent probe, end rounds, time suspicions out."""
+        out: list[Outgoing] = []
+        for probe in self._probes:
+            silent = not probe.acked and not probe.asked_others
+            if silent and now >= probe.sent_at + self.settings.probe_timeout:
+                out += self._ask_others(probe)
+                probe.asked_others = True
+        self._expire_suspicions(now)
+        if now >= self._rounds.next_round:
+            out += self._new_round(now)
+        return out
+
+    def wake_at(self) -> float:
+        """Return the earliest time `tick` has something to do."""
+        times = [self._rounds.next_round, *self._suspicions.values()]
+        for probe in self._probes:
+            if not probe.acked and not probe.asked_others:
+                times.append(probe.sent_at + self.settings.probe_timeout)
+        return min(times)
+
+    def on_message(self, now: float, sender: str, message: GossipMessage) -> list[Outgoing]:
+        """Handle a gossip message from `sender`; return what to send."""
+        if isinstance(message, Sync):
+            return self._on_sync(now, sender, message)
+        self._learn(now, message.news)
+        self.membership.observe(sender, Evidence.REPLY, now)
+        if isinstance(message, Ping):
+            ack = Ack(message.seq, self.me, self.digest, self._take_news())
+            return [Outgoing(sender, ack)]
+        if isinstance(message, PingRequest):
+            return self._relay(sender, message)
+        return self._on_ack(now, sender, message)
+
+    def claim(self, node_id: str) -> Claim | None:
+        """Return what this node's table says about `node_id` (None if unknown)."""
+        rumour = self.rumours.get(node_id)
+        return rumour.claim if rumour else None
+
+    def view(self) -> dict[str, tuple[int, Claim]]:
+        """Return the table as {member: (incarnation, claim)}: equal views mean agreement."""
+        return {node: (r.record.incarnation, r.claim) for node, r in sorted(self.rumours.items())}
+
+    # ----- probing ---------------------------------------------------------------------------------
+
+    def _new_round(self, now: float) -> list[Outgoing]:
+        for probe in self._probes:
+            if not probe.acked:
+                self._suspect(now, probe.target)
+        self._probes = []
+        following = self._rounds.next_round + self.settings.interval
+        self._rounds.next_round = following if following > now else now + self.settings.interval
+        out: list[Outgoing] = []
+        for _ in range(self.settings.probes_per_round):
+            target = self._next_target()
+            if target is None:
+                return self._sync_with_seed(now)
+            if any(probe.target == target for probe in self._probes):
+                continue  # a small cluster: the next pass came round to the same member
+            self._seq += 1
+            self._probes.append(_Probe(target, self._seq, now))
+            self.counters.probes += 1
+            out.append(Outgoing(target, Ping(self._seq, self.digest, self._take_news())))
+        return out
+
+    def _next_target(self) -> str | None:
+        """Return the next member to probe: a fresh shuffle of every other member each pass."""
+        if not self._rounds.order:
+            order = sorted(node for node in self.rumours if node != self.me)
+            self.random.shuffle(order)
+            self._rounds.order = order
+        return self._rounds.order.pop() if self._rounds.order else None
+
+    def _ask_others(self, probe: _Probe) -> list[Outgoing]:
+        if self.claim(probe.target) is Claim.DEAD:
+            return []
+        helpers = sorted(
+            node
+            for node, r in self.rumours.items()
+            if node not in (self.me, probe.target) and r.claim is Claim.ALIVE
+        )
+        chosen = self.random.sample(helpers, min(self.settings.indirect_probes, len(helpers)))
+        return [Outgoing(node, PingRequest(probe.seq, probe.target, self._take_news())) for node in chosen]
+
+    def _relay(self, asker: str, request: PingRequest) -> list[Outgoing]:
+        self._seq += 1
+        self._relays[self._seq] = _Relay(asker, request.seq, request.target)
+        if len(self._relays) > 64:  # relays whose target never answered: forget the oldest
+            del self._relays[min(self._relays)]
+        return [Outgoing(request.target, Ping(self._seq, self.digest, self._take_news()))]
+
+    def _on_ack(self, now: float, sender: str, ack: Ack) -> list[Outgoing]:
+        relay = self._relays.pop(ack.seq, None)
+        if relay is not None and relay.target == ack.about:
+            return [Outgoing(relay.asker, Ack(relay.asker_seq, ack.about, self.digest, self._take_news()))]
+        for probe in self._probes:
+            if probe.seq == ack.seq and probe.target == ack.about:
+                probe.acked = True
+        self.membership.observe(ack.about, Evidence.REPLY, now)
+        if sender == ack.about and ack.digest != self.digest:
+            return self._maybe_sync(now, sender)
+        return []
+
+    # ----- suspicion -------------------------------------------------------------------------------
+
+    def _suspect(self, now: float, node: str) -> None:
+        rumour = self.rumours.get(node)
+        if rumour is None or rumour.claim is not Claim.ALIVE:
+            return
+        self.counters.suspected[node] += 1
+        self._learn(now, [Rumour(rumour.record, Claim.SUSPECT)])
+
+    def _expire_suspicions(self, now: float) -> None:
+        for node, deadline in list(self._suspicions.items()):
+            if now >= deadline:
+                del self._suspicions[node]
+                rumour = self.rumours[node]
+                if rumour.claim is Claim.SUSPECT:
+                    self._learn(now, [Rumour(rumour.record, Claim.DEAD)])
+
+    # ----- the table -------------------------------------------------------------------------------
+
+    def _learn(self, now: float, rumours: Iterable[Rumour], *, bulk: bool = False) -> bool:
+        """Apply rumours that beat ours; return whether any did. A `bulk` table (a SYNC) spreads further
+        only what updates a member we knew: a joiner loading the table has nothing new to tell."""
+        changed: list[Rumour] = []
+        refuted = False
+        for rumour in rumours:
+            node = rumour.record.node_id
+            if node == self.me:
+                refuted |= self._hear_about_myself(rumour)
+                continue
+            current = self.rumours.get(node)
+            if current is not None and rumour.precedence <= current.precedence:
+                continue
+            self._store(rumour, spread=current is not None or not bulk)
+            changed.append(rumour)
+        if changed:
+            self._apply_to_membership(now, changed)
+        return refuted or bool(changed)
+
+    def _hear_about_myself(self, rumour: Rumour) -> bool:
+        mine = self.rumours[self.me]
+        if rumour.claim is Claim.ALIVE or rumour.record.incarnation < mine.record.incarnation:
+            return False
+        self.counters.refutations += 1
+        record = self.membership.reincarnate(rumour.record.incarnation + 1)
+        self._store(Rumour(record, Claim.ALIVE))
+        return True
+
+    def _store(self, rumour: Rumour, *, spread: bool = True) -> None:
+        node = rumour.record.node_id
+        current = self.rumours.get(node)
+        if current is not None:
+            self.digest ^= current.fingerprint
+        self.rumours[node] = rumour
+        self.digest ^= rumour.fingerprint
+        if spread:
+            self.news[node] = self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1))
+
+    def _apply_to_membership(self, now: float, rumours: list[Rumour]) -> None:
+        self.membership.on_gossip(now, {r.record.node_id: r.record for r in rumours})
+        for rumour in rumours:
+            node = rumour.record.node_id
+            self._suspicions.pop(node, None)
+            if rumour.claim is Claim.SUSPECT:
+                self.membership.observe(node, Evidence.UNREACHABLE, now)
+                self._suspicions[node] = now + self.settings.suspicion_rounds * self.settings.interval
+            elif rumour.claim is Claim.DEAD:
+                self.membership.observe(node, Evidence.DECLARED_DEAD, now)
+            else:
+                self.membership.observe(node, Evidence.HEARTBEAT, now)
+
+    def _take_news(self) -> tuple[Rumour, ...]:
+        """Return the rumours sent least often so far (at most `news_per_message`), counting this send."""
+        if not self.news:
+            return ()
+        chosen = sorted(self.news.items(), key=lambda item: (-item[1], item[0]))
+        chosen = chosen[: self.settings.news_per_message]
+        for node, left in chosen:
+            if left <= 1:
+                del self.news[node]
+            else:
+                self.news[node] = left - 1
+        return tuple(self.rumours[node] for node, _ in chosen)
+
+    # ----- anti-entropy ----------------------------------------------------------------------------
+
+    def _maybe_sync(self, now: float, peer: str) -> list[Outgoing]:
+        if now - self._rounds.last_sync < self.settings.sync_rounds * self.settings.interval:
+            return []
+        self._rounds.last_sync = now
+        self.counters.syncs += 1
+        return [Outgoing(peer, self._sync_message(answer=True))]
+
+    def _sync_with_seed(self, now: float) -> list[Outgoing]:
+        if not self.seeds:
+            return []
+        self.counters.syncs += 1
+        self._rounds.last_sync = now
+        return [Outgoing(self.random.choice(sorted(self.seeds)), self._sync_message(answer=True))]
+
+    def _sync_message(self, *, answer: bool) -> Sync:
+        return Sync(tuple(r for _, r in sorted(self.rumours.items())), self.digest, answer)
+
+    def _on_sync(self, now: float, sender: str, sync: Sync) -> list[Outgoing]:
+        self._learn(now, sync.rumours, bulk=True)
+        if sync.answer and self.digest != sync.digest:
+            return [Outgoing(sender, self._sync_message(answer=False))]
+        return []

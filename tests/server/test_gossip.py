@@ -1,0 +1,132 @@
+"""The SWIM gossip core: probes and acks, indirect probes, suspicion to death, refutation, digest-first
+anti-entropy, and a quiet cluster's traffic staying the same whatever its size."""
+
+from __future__ import annotations
+
+import random
+
+from server.gossip import Ack, Claim, Gossip, GossipSettings, Outgoing, Ping, PingRequest, Sync, wire_form
+from server.membership import Liveness, MemberRecord, Membership
+
+NEVER = float("inf")
+
+
+def _gossip(name: str, seeds: list[str] | None = None, settings: GossipSettings | None = None) -> Gossip:
+    record = MemberRecord(name, f"tcp://{name}:1", f"tcp://{name}:2", 1)
+    membership = Membership(record, 0.0, suspect_after=NEVER, dead_after=NEVER)
+    return Gossip(membership, seeds or [], random.Random(name), 0.0, settings or GossipSettings())
+
+
+def _cluster(count: int, settings: GossipSettings | None = None) -> dict[str, Gossip]:
+    nodes = {f"n{i}": _gossip(f"n{i}", settings=settings) for i in range(count)}
+    table = Sync(tuple(node.rumours[node.me] for node in nodes.values()), 0, answer=False)
+    for node in nodes.values():
+        node.on_message(0.0, "boot", table)
+    return nodes
+
+
+def _deliver(nodes: dict[str, Gossip], sender: str, out: list[Outgoing], now: float, down: set[str]) -> int:
+    """Deliver messages (and their answers) at once; return how many were sent."""
+    sent = 0
+    queue = [(sender, item) for item in out]
+    while queue:
+        source, item = queue.pop(0)
+        sent += 1
+        if item.to in nodes and item.to not in down:
+            queue += [(item.to, answer) for answer in nodes[item.to].on_message(now, source, item.message)]
+    return sent
+
+
+def _run(
+    nodes: dict[str, Gossip], rounds: int, start: float = 0.0, down: frozenset[str] = frozenset()
+) -> int:
+    sent = 0
+    step = GossipSettings().interval / 4
+    for tick in range(rounds * 4):
+        now = start + tick * step
+        for name, node in nodes.items():
+            if name not in down:
+                sent += _deliver(nodes, name, node.tick(now), now, set(down))
+    return sent
+
+
+def test_a_quiet_cluster_agrees_and_sends_one_ping_and_one_ack_per_probe() -> None:
+    nodes = _cluster(20, GossipSettings(probes_per_round=1))
+    sent = _run(nodes, 10)
+    assert len({node.digest for node in nodes.values()}) == 1
+    assert 1.8 <= sent / (20 * 10) <= 2.2
+    assert all(node.counters.suspected.total() == 0 for node in nodes.values())
+
+
+def test_a_quiet_ping_is_the_same_size_in_a_cluster_of_ten_or_of_a_hundred() -> None:
+    small, large = _cluster(10), _cluster(100)
+    _run(small, 8)
+    _run(large, 8)
+    pings = [node.tick(2.0)[-1].message for node in (small["n1"], large["n1"])]
+    sizes = {len(str(wire_form(ping))) for ping in pings}
+    assert all(isinstance(ping, Ping) and ping.news == () for ping in pings)
+    assert max(sizes) - min(sizes) <= 4  # only the digest's digits differ
+
+
+def test_a_silent_member_is_pinged_indirectly_then_suspected_then_declared_dead_everywhere() -> None:
+    nodes = _cluster(8)
+    _run(nodes, 2)
+    _run(nodes, 30, start=0.4, down=frozenset({"n3"}))
+    for name, node in nodes.items():
+        if name != "n3":
+            assert node.claim("n3") is Claim.DEAD
+            assert node.membership.liveness("n3") is Liveness.DEAD
+
+
+def test_a_member_asked_to_relay_pings_the_target_and_relays_its_ack() -> None:
+    nodes = _cluster(3)
+    out = nodes["n1"].on_message(1.0, "n0", PingRequest(5, "n2", ()))
+    assert [(o.to, type(o.message)) for o in out] == [("n2", Ping)]
+    ping = out[0].message
+    assert isinstance(ping, Ping)
+    ack = nodes["n2"].on_message(1.0, "n1", ping)[0].message
+    relayed = nodes["n1"].on_message(1.0, "n2", ack)
+    assert len(relayed) == 1 and relayed[0].to == "n0"
+    assert isinstance(relayed[0].message, Ack) and relayed[0].message.seq == 5
+    assert relayed[0].message.about == "n2"
+
+
+def test_a_member_that_hears_itself_suspected_refutes_with_a_higher_incarnation() -> None:
+    nodes = _cluster(3)
+    accused = nodes["n1"].rumours["n1"]
+    rumour = type(accused)(accused.record, Claim.SUSPECT)
+    nodes["n0"].on_message(1.0, "n2", Sync((rumour,), 0, answer=False))
+    assert nodes["n0"].membership.liveness("n1") is Liveness.SUSPECT
+    nodes["n1"].on_message(1.0, "n0", Ping(1, nodes["n0"].digest, (rumour,)))
+    assert nodes["n1"].membership.me is not None and nodes["n1"].membership.me.incarnation == 2
+    assert nodes["n1"].counters.refutations == 1
+    _run(nodes, 10, start=1.0)
+    assert nodes["n0"].claim("n1") is Claim.ALIVE and nodes["n0"].membership.is_up("n1")
+
+
+def test_a_joiner_that_knows_only_a_seed_gets_the_whole_table_and_everyone_learns_it() -> None:
+    nodes = _cluster(10)
+    nodes["new"] = _gossip("new", seeds=["n0"])
+    _run(nodes, 12)
+    assert len({node.digest for node in nodes.values()}) == 1
+    assert all(node.claim("new") is Claim.ALIVE for node in nodes.values())
+
+
+def test_digests_differ_exactly_when_the_tables_do_and_merging_is_order_free() -> None:
+    one, two = _cluster(4), _cluster(4)
+    assert one["n0"].digest == two["n3"].digest
+    extra = _gossip("x").rumours["x"]
+    one["n0"].on_message(0.0, "n1", Sync((extra,), 0, answer=False))
+    assert one["n0"].digest != two["n3"].digest
+    two["n3"].on_message(0.0, "n1", Sync((extra,), 0, answer=False))
+    assert one["n0"].digest == two["n3"].digest
+    assert one["n0"].view() == two["n3"].view()
+
+
+def test_probing_two_members_per_round_pings_two_distinct_members_and_still_agrees() -> None:
+    nodes = _cluster(10, GossipSettings(probes_per_round=2))
+    pings = [o for o in nodes["n0"].tick(1.0) if isinstance(o.message, Ping)]
+    assert len({o.to for o in pings}) == 2
+    sent = _run(nodes, 10, start=1.0)
+    assert 3.6 <= sent / (10 * 10) <= 4.4
+    assert len({node.digest for node in nodes.values()}) == 1
