@@ -34,7 +34,10 @@ class Ring:
 
     def successors(self, key: str) -> list[str]:
         """Return every distinct node in clockwise order from `key`'s partition."""
-        start = self.partition_of(key)
+        return self.partition_successors(self.partition_of(key))
+
+    def partition_successors(self, start: int) -> list[str]:
+        """Return every distinct node in clockwise order from partition `start`."""
         seen: list[str] = []
         for step in range(self.partitions):
             owner = self.owners[(start + step) % self.partitions]
@@ -45,6 +48,17 @@ class Ring:
     def preference_list(self, key: str, replicas: int) -> list[str]:
         """Return the first `replicas` distinct nodes clockwise from `key` (fewer if the ring is smaller)."""
         return self.successors(key)[:replicas]
+
+    def partition_preference_list(self, partition: int, replicas: int) -> list[str]:
+        """Return the first `replicas` distinct nodes clockwise from `partition`: its owners."""
+        owners: list[str] = []
+        for step in range(self.partitions):
+            owner = self.owners[(partition + step) % self.partitions]
+            if owner not in owners:
+                owners.append(owner)
+                if len(owners) == replicas:
+                    break
+        return owners
 
     def ownership(self) -> dict[str, float]:
         """Return each node's share of the keyspace (0..1)."""

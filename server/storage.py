@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
 
 from crdt import ShoppingList
 from crdt.replica import new_replica_id
+from server.merkle import list_digest, part_hash
 
 log = logging.getLogger("shoplist.storage")
 
@@ -22,6 +24,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS hints (
     id bigserial PRIMARY KEY, target text NOT NULL, list_id text NOT NULL, body bytea NOT NULL);
 CREATE INDEX IF NOT EXISTS hints_target ON hints (target, id);
+CREATE TABLE IF NOT EXISTS node_state (key text PRIMARY KEY, value text NOT NULL);
 """
 CACHE_LISTS = 2048
 MAX_BATCH = 256
@@ -35,13 +38,21 @@ class _Job:
     header: bytes = b""
     items: dict[str, bytes | None] = field(default_factory=dict)
     hint: tuple[str, str, bytes] | None = None
+    delete: bool = False
     done: asyncio.Future[None] | None = None
 
 
 class Storage:
-    """Lists and hints of one node. Writes resolve only after their transaction committed."""
+    """Lists and hints of one node. Writes resolve only after their transaction committed.
+
+    Every list also has a digest (merkle.list_digest over its header and item records), kept up to date
+    from just the records a write touches; `on_change(list_id, digest)` hears each committed change
+    (digest None: the list was dropped), which is how the node's digest tree stays current."""
 
     def __init__(self, uri: str) -> None:
+        self.on_change: Callable[[str, int | None], None] | None = None
+        self._digests: dict[str, tuple[int, int]] = {}  # cached list -> (digest, header hash)
+        self._committing: dict[str, int] = {}  # list -> writes queued but not yet committed
         self._pool = AsyncConnectionPool(uri, min_size=2, max_size=4, open=False)
         self._cache: OrderedDict[str, ShoppingList] = OrderedDict()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -69,14 +80,131 @@ class Storage:
             current = await self._load(list_id)
             # Items the delta does not carry but whose writes it has seen (removed or overwritten).
             touched = delta.item_keys() | current._keys_overwritten_by(delta)
+            before = {key: current.item_bytes(key) for key in touched}
             current.merge(delta)
             job = _Job(list_id, current.header_bytes(), {key: current.item_bytes(key) for key in touched})
+            digest = self._advance_digest(list_id, job.header, before, job.items)
+            self._committing[list_id] = self._committing.get(list_id, 0) + 1
         try:
             await self._commit(job)
         except Exception:
-            self._cache.pop(list_id, None)  # memory may be ahead of disk now: reload next time
+            self._forget(list_id)  # memory may be ahead of disk now: reload next time
             raise
+        finally:
+            self._committing[list_id] -= 1
+            if not self._committing[list_id]:
+                del self._committing[list_id]
+        self._report(list_id, digest)
         return current
+
+    def digest(self, list_id: str) -> int | None:
+        """Return the digest of a cached list (None when it is not in memory)."""
+        cached = self._digests.get(list_id)
+        return cached[0] if cached else None
+
+    async def drop(self, list_id: str, expected_digest: int) -> bool:
+        """Delete this node's copy of `list_id` if its digest is still `expected_digest` (no write came in
+        since the new owners confirmed it); return whether it was deleted."""
+        lock = self._locks.setdefault(list_id, asyncio.Lock())
+        async with lock:
+            await self._load(list_id)
+            cached = self._digests.get(list_id)
+            if cached is None or cached[0] != expected_digest or self._committing.get(list_id):
+                return False
+            await self._commit(_Job(list_id, delete=True))
+            self._forget(list_id)
+        self._report(list_id, None)
+        return True
+
+    async def scan_digests(self) -> dict[str, int]:
+        """Return {list id: digest} for every stored list, computed from the stored records (run at start,
+        and by the scrub, so an edit made behind the node's back shows up in its digest tree)."""
+        headers: dict[str, bytes] = {}
+        digests: dict[str, int] = {}
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute("SELECT list_id, header FROM lists")
+            for list_id, header in await cursor.fetchall():
+                headers[list_id] = bytes(header)
+                digests[list_id] = part_hash(bytes(header))
+            async with connection.cursor(name="scan_items") as items:
+                await items.execute("SELECT list_id, record FROM items")
+                async for list_id, record in items:
+                    if list_id in digests:
+                        digests[list_id] ^= part_hash(bytes(record))
+        return digests
+
+    async def stored_digests(self, list_ids: list[str]) -> dict[str, int | None]:
+        """Re-read `list_ids` from disk, bypassing the cache, and return {list id: stored digest, None when
+        the list is not stored}. Lists with a write still being committed are left out (checked later)."""
+        found: dict[str, int | None] = {}
+        for list_id in list_ids:
+            lock = self._locks.setdefault(list_id, asyncio.Lock())
+            async with lock:
+                if self._committing.get(list_id):
+                    continue
+                self._forget(list_id)
+                if not await self._exists(list_id):
+                    found[list_id] = None
+                    continue
+                await self._load(list_id)
+                found[list_id] = self._digests[list_id][0]
+        return found
+
+    async def get_state(self, key: str) -> str | None:
+        """Return a value this node saved about itself (e.g. that it is leaving), or None."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute("SELECT value FROM node_state WHERE key = %s", (key,))
+            row = await cursor.fetchone()
+            return str(row[0]) if row else None
+
+    async def set_state(self, key: str, value: str | None) -> None:
+        """Save (or with None, forget) a value about this node, durably."""
+        async with self._pool.connection() as connection:
+            if value is None:
+                await connection.execute("DELETE FROM node_state WHERE key = %s", (key,))
+            else:
+                await connection.execute(
+                    "INSERT INTO node_state (key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (key, value),
+                )
+
+    async def _exists(self, list_id: str) -> bool:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute("SELECT 1 FROM lists WHERE list_id = %s", (list_id,))
+            return await cursor.fetchone() is not None
+
+    async def list_ids_after(self, after: str, limit: int) -> list[str]:
+        """Return up to `limit` stored list ids greater than `after`, in order (the scrub walks these)."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT list_id FROM lists WHERE list_id > %s ORDER BY list_id LIMIT %s", (after, limit)
+            )
+            return [row[0] for row in await cursor.fetchall()]
+
+    def _advance_digest(
+        self, list_id: str, header: bytes, before: dict[str, bytes | None], after: dict[str, bytes | None]
+    ) -> int:
+        """Update the cached digest of `list_id` from the records a merge rewrote; return it."""
+        digest, header_hash = self._digests[list_id]
+        new_header_hash = part_hash(header)
+        digest ^= header_hash ^ new_header_hash
+        for key, old in before.items():
+            new = after.get(key)
+            if old != new:
+                digest ^= (part_hash(old) if old is not None else 0) ^ (
+                    part_hash(new) if new is not None else 0
+                )
+        self._digests[list_id] = (digest, new_header_hash)
+        return digest
+
+    def _report(self, list_id: str, digest: int | None) -> None:
+        if self.on_change is not None:
+            self.on_change(list_id, digest)
+
+    def _forget(self, list_id: str) -> None:
+        self._cache.pop(list_id, None)
+        self._digests.pop(list_id, None)
 
     async def read(self, list_id: str) -> ShoppingList:
         """Return a copy of the stored list (empty if this node has none)."""
@@ -115,13 +243,17 @@ class Storage:
             row = await cursor.fetchone()
             if row is None:
                 loaded = ShoppingList(new_replica_id())
+                header, records = loaded.header_bytes(), []
             else:
                 cursor = await connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,))
                 records = [bytes(item[0]) for item in await cursor.fetchall()]
-                loaded = ShoppingList.from_parts(bytes(row[0]), records)
+                header = bytes(row[0])
+                loaded = ShoppingList.from_parts(header, records)
         self._cache[list_id] = loaded
+        self._digests[list_id] = (list_digest(header, records), part_hash(header))
         while len(self._cache) > CACHE_LISTS:
-            self._cache.popitem(last=False)
+            evicted, _ = self._cache.popitem(last=False)
+            self._digests.pop(evicted, None)
         return loaded
 
     async def _commit(self, job: _Job) -> None:
@@ -150,9 +282,15 @@ class Storage:
         headers: dict[str, bytes] = {}
         items: dict[tuple[str, str], bytes | None] = {}
         hints = []
+        deletes_lists: list[str] = []
         for job in batch:
             if job.hint:
                 hints.append(job.hint)
+                continue
+            if job.delete:
+                deletes_lists.append(job.list_id)
+                headers.pop(job.list_id, None)
+                items = {key: record for key, record in items.items() if key[0] != job.list_id}
                 continue
             headers[job.list_id] = job.header
             for key, record in job.items.items():
@@ -180,5 +318,8 @@ class Storage:
                 )
             if deletes:
                 await cur.executemany("DELETE FROM items WHERE list_id = %s AND key = %s", deletes)
+            if deletes_lists:
+                await cur.execute("DELETE FROM items WHERE list_id = ANY(%s)", (deletes_lists,))
+                await cur.execute("DELETE FROM lists WHERE list_id = ANY(%s)", (deletes_lists,))
             if hints:
                 await cur.executemany("INSERT INTO hints (target, list_id, body) VALUES (%s, %s, %s)", hints)
