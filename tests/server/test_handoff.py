@@ -141,7 +141,7 @@ def test_a_write_after_the_owners_confirmed_keeps_the_partition_until_it_is_sent
         name: MemoryReplica.empty(name, PARTITIONS) for name in partition_owners(ring, REPLICAS)[foreign]
     }
     tracker.update(ring, holder.tree.held_partitions(), holder.tree.root)
-    for name, owner in owners.items():
+    for owner in owners.values():
         for finished in run_anti_entropy(holder, owner, {foreign: Mode.PUSH}).finished:
             tracker.on_finished(ring, finished, holder.tree.root)
     assert foreign in tracker.droppable()
