@@ -553,9 +553,11 @@ class Runner:
         busy = {name for pair in network.cuts for name in pair} | network.slowed
         free = [n for n in usable if n.node_id not in busy]
         if fault.kind == "kill_node":
-            if len(usable) < len(cluster.ring_members()) or not free:
+            running = [n for n in cluster.nodes.values() if n.process and n.process.poll() is None]
+            victims = [n for n in running if n.node_id not in busy and (n in usable or n.leaving)]
+            if len(usable) < len(cluster.ring_members()) or not victims:
                 return self._skip(result, fault, "a node is already down")
-            victim = free[fault.choice % len(free)]
+            victim = victims[fault.choice % len(victims)]  # a leaving one too: its handoff must resume
             cluster.kill(victim.process)
             self.note(result, f"SIGKILL node {victim.node_id}")
             return lambda: (cluster.start_node(victim), self.note(result, f"restarted node {victim.node_id}"))
@@ -592,8 +594,10 @@ class Runner:
             self.note(result, f"slow link on {victim.node_id}")
             return lambda: network.unslow(victim.node_id)
         if fault.kind == "join":
-            if len(cluster.ring_members()) > self.min_nodes or len(usable) < len(cluster.ring_members()):
-                return self._skip(result, fault, "the ring is not at its base size")
+            if len(cluster.ring_members()) > self.min_nodes:
+                return self._skip(result, fault, "a node joined already (the ring is above its base size)")
+            if len(usable) < len(cluster.ring_members()):
+                return self._skip(result, fault, "a node is down")
             node = cluster.new_node()
             cluster.start_node(node, join=usable[0].endpoint)
             self.note(result, f"join {node.node_id} through {usable[0].node_id}")

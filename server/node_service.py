@@ -120,7 +120,8 @@ class NodeService:
             self.joining = True
             log.info("resuming an interrupted join")
         if self.settings.leave or await self.storage.get_state("leaving"):
-            self._leave_wanted = True  # starts once a peer is known to take the partitions
+            self.membership.leave()  # before the first gossip, so the ring never takes this node back
+            self._leave_wanted = True  # the handoff starts once a peer is known to take the partitions
 
     def request_leave(self) -> bool:
         """Ask this node to hand every partition off and then exit. Returns False when it cannot leave: it
