@@ -134,8 +134,19 @@ class Network:
     def cut(self, a: str, b: str) -> None:
         """Drop every packet between `a` and `b`, both ways."""
         for here, there in ((a, b), (b, a)):
-            _run(*self.prefix(here), "ip", "neigh", "replace", self.addresses[there], "lladdr", NOWHERE_MAC,
-                 "dev", "eth0", "nud", "permanent")  # fmt: skip
+            _run(
+                *self.prefix(here),
+                "ip",
+                "neigh",
+                "replace",
+                self.addresses[there],
+                "lladdr",
+                NOWHERE_MAC,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            )
         self.cuts.add((a, b))
 
     def mend(self, a: str, b: str) -> None:
@@ -147,8 +158,22 @@ class Network:
 
     def slow(self, name: str) -> None:
         """Make `name`'s link a thin pipe."""
-        _run(*self.prefix(name), "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "256kbit",
-             "burst", "16kbit", "latency", "200ms")  # fmt: skip
+        _run(
+            *self.prefix(name),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+            "tbf",
+            "rate",
+            "256kbit",
+            "burst",
+            "16kbit",
+            "latency",
+            "200ms",
+        )
         self.slowed.add(name)
 
     def unslow(self, name: str) -> None:
@@ -231,8 +256,22 @@ class Cluster:
 
     def start_proxy(self, proxy: ProxyProcess) -> None:
         """Start `proxy`'s process on the harness's own network."""
-        command = [sys.executable, "-m", "server.cli", "--log-level", "WARNING", "proxy", "--id", proxy.proxy_id,
-                   "--bind", proxy.endpoint, "--publish", proxy.publish, "--seeds", ",".join(self.seeds)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "--log-level",
+            "WARNING",
+            "proxy",
+            "--id",
+            proxy.proxy_id,
+            "--bind",
+            proxy.endpoint,
+            "--publish",
+            proxy.publish,
+            "--seeds",
+            ",".join(self.seeds),
+        ]
         log_file = (self.root / f"{proxy.proxy_id}.log").open("ab")
         self._logs.append(log_file)
         proxy.process = subprocess.Popen(
@@ -247,8 +286,11 @@ class Cluster:
             self.start_node(node)
         ports = free_ports(2 * proxies)
         for index in range(proxies):
-            proxy = ProxyProcess(f"p{index + 1}", f"tcp://127.0.0.1:{ports[2 * index]}",
-                                 f"tcp://127.0.0.1:{ports[2 * index + 1]}")  # fmt: skip
+            proxy = ProxyProcess(
+                f"p{index + 1}",
+                f"tcp://127.0.0.1:{ports[2 * index]}",
+                f"tcp://127.0.0.1:{ports[2 * index + 1]}",
+            )
             self.proxies[proxy.proxy_id] = proxy
             self.start_proxy(proxy)
         self.wait_ready(240.0)
@@ -427,14 +469,14 @@ def make_schedule(seed: int, network_faults: bool) -> list[Fault]:
     """Return the faults of schedule `seed` (the same seed always gives the same faults)."""
     chooser = random.Random(seed)
     kinds = [k for k in FAULT_KINDS if network_faults or k not in ("partition", "slow")]
-    count = chooser.randint(2, 4)
+    count = chooser.randint(3, 5)
     faults = [
         Fault(
             chooser.choice(kinds),
-            round(chooser.uniform(0.3, 3.5), 2),
-            round(chooser.uniform(1.0, 3.0), 2),
+            round(chooser.uniform(0.3, 4.0), 2),
+            round(chooser.uniform(1.0, 3.5), 2),
             chooser.randrange(1 << 30),
-        )  # fmt: skip
+        )
         for _ in range(count)
     ]
     return sorted(faults, key=lambda fault: fault.start)
@@ -492,7 +534,7 @@ class Runner:
                 list_ids,
                 self.rate,
                 seed * 100 + index,
-            )  # fmt: skip
+            )
             for index in range(self.clients)
         ]
         self.note(result, f"schedule {seed}: {[(f.kind, f.start, f.duration) for f in faults]}")
@@ -543,8 +585,11 @@ class Runner:
     # ----- faults --------------------------------------------------------------------------------------
 
     def _usable_nodes(self) -> list[NodeProcess]:
-        return [n for n in self.cluster.nodes.values() if n.joined and not n.leaving and n.process and
-                n.process.poll() is None]  # fmt: skip
+        return [
+            n
+            for n in self.cluster.nodes.values()
+            if n.joined and not n.leaving and n.process and n.process.poll() is None
+        ]
 
     def inject(self, fault: Fault, result: Result) -> Any:
         """Start `fault`; return the function that heals it (None when it could not apply now)."""
@@ -739,8 +784,10 @@ def run_schedules(
             result = runner.run(seed)
             results.append(result)
             verdict = "ok" if result.ok else "FAILED"
-            log(f"schedule {seed}: {verdict} faults={result.faults} acked={result.acked} lost={result.lost} "
-                f"converged={result.converged_after}")  # fmt: skip
+            log(
+                f"schedule {seed}: {verdict} faults={result.faults} acked={result.acked} lost={result.lost} "
+                f"converged={result.converged_after}"
+            )
             if not result.ok or verbose:
                 print(f"--- seed {seed} history ---", flush=True)
                 for line in result.history:
@@ -775,9 +822,15 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     seeds = [args.seed + k for k in range(args.schedules)]
     results, summary = run_schedules(
-        seeds, root=root, nodes=args.nodes, proxies=args.proxies, clients=args.clients,
-        netns=False if args.no_netns else None, out=args.out, verbose=args.verbose,
-    )  # fmt: skip
+        seeds,
+        root=root,
+        nodes=args.nodes,
+        proxies=args.proxies,
+        clients=args.clients,
+        netns=False if args.no_netns else None,
+        out=args.out,
+        verbose=args.verbose,
+    )
     print(json.dumps(summary, indent=2))
     failed = [r.seed for r in results if not r.ok]
     if failed or summary["final_lost"]:

@@ -48,7 +48,7 @@ def test_anti_entropy_repairs_a_replica_whose_store_was_edited_behind_its_back(t
             assert answer is not None and answer.kind is Kind.OK
         ring = build_ring(cluster.ring_members())
         victim = cluster.nodes[ring.preference_list("home-3", 3)[0]]
-        other = next(l for l in lists if l != "home-3" and victim.node_id in ring.preference_list(l, 3))
+        other = next(i for i in lists if i != "home-3" and victim.node_id in ring.preference_list(i, 3))
         for list_id in ("home-3", other):
             _eventually(lambda list_id=list_id: _items(victim.endpoint, list_id) == {"Milk", "Eggs"})
         uri = PostmasterInfo.read_from_pgdata(victim.data / "postgres").get_uri()
