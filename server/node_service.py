@@ -106,6 +106,7 @@ class NodeService:
         self._stop: asyncio.Event | None = None
         self._scrub_after = ""
         self._leave_wanted = False
+        self._rerouting: set[str] = set()
 
     async def prepare(self) -> None:
         """Load the digest tree from the stored lists and resume a leave or join cut short by a crash."""
@@ -347,13 +348,26 @@ class NodeService:
                 continue
             for owner in self.handoff.due(self.hint_counts, self.membership):
                 self._spawn(self._deliver_hints(owner))
-            if self.leaving_since is not None:
-                for owner, count in sorted(self.hint_counts.items()):
-                    if count and not self.membership.is_up(owner):
-                        self._spawn(self._hints_to_current_owners(owner))
+            in_ring = set(self.membership.ring_members())
+            for owner, count in sorted(self.hint_counts.items()):
+                # A leaving node cannot wait for a down owner, and an owner that left never comes back.
+                stranded = owner not in in_ring or (
+                    self.leaving_since is not None and not self.membership.is_up(owner)
+                )
+                if count and stranded and owner not in self._rerouting:
+                    self._rerouting.add(owner)
+                    self._spawn(self._hints_to_current_owners(owner))
 
     async def _hints_to_current_owners(self, owner: str) -> None:
-        """A leaving node cannot wait for a down owner: give its hints to the list's live owners."""
+        """Give the hints held for `owner` to the live owners of each list in the current ring instead."""
+        try:
+            await self._reroute_hints(owner)
+        except Exception as problem:  # database trouble: the next round tries again
+            log.warning("rerouting hints for %s failed: %s", owner, problem)
+        finally:
+            self._rerouting.discard(owner)
+
+    async def _reroute_hints(self, owner: str) -> None:
         for hint_id, list_id, body in await self.storage.hints_for(owner):
             ring = self.ring.ring
             targets = [
