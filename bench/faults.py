@@ -48,6 +48,7 @@ from crdt.replica import new_replica_id
 from protocol.messages import Kind, Message, decode, encode
 from server import postgres, sockets
 from server.cli import request
+from server.cluster import _stop_all as stop_all
 from server.cluster import free_ports, node_command
 from server.ring import build_ring
 
@@ -336,15 +337,7 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL) and every PostgreSQL server the nodes left running."""
-        processes = [p.process for p in [*self.nodes.values(), *self.proxies.values()] if p.process]
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill(process)
+        stop_all([p.process for p in [*self.nodes.values(), *self.proxies.values()] if p.process])
         for node in self.nodes.values():
             postgres.stop_leftover(node.data / "postgres")
         for log_file in self._logs:

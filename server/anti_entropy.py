@@ -165,6 +165,7 @@ class Exchange:
     modes: dict[int, Mode]
     started: float
     roots: dict[int, int]
+    last_progress: float = 0.0
     state: ExchangeState = ExchangeState.COMPARING
     to_ask: list[list[int]] = field(default_factory=list)
     asking: int = 0
@@ -213,7 +214,9 @@ class Totals:
 
 class AntiEntropy:
     """Schedules exchanges with each peer every `interval` seconds, at most `max_exchanges` at a time,
-    and releases repairs at up to `repairs_per_second` (a token bucket holding `burst` repairs)."""
+    and releases repairs at up to `repairs_per_second` (a token bucket holding `burst` repairs), at most
+    `max_running_repairs` at a time (so a burst never queues up on the store's few connections). An
+    exchange fails when `exchange_timeout` seconds pass with no answer and no repair finished."""
 
     def __init__(
         self,
@@ -224,6 +227,7 @@ class AntiEntropy:
         burst: float = 50.0,
         max_exchanges: int = 2,
         exchange_timeout: float = 10.0,
+        max_running_repairs: int = 8,
         enabled: bool = True,
     ) -> None:
         self.tree = tree
@@ -232,6 +236,7 @@ class AntiEntropy:
         self.burst = burst
         self.max_exchanges = max_exchanges
         self.exchange_timeout = exchange_timeout
+        self.max_running_repairs = max_running_repairs
         self.enabled = enabled
         self.totals = Totals()
         self.finished: list[Finished] = []
@@ -249,8 +254,8 @@ class AntiEntropy:
         self._refill(now)
         actions: list[Action] = []
         for exchange in list(self._exchanges.values()):
-            if now - exchange.started > self.exchange_timeout:
-                self._fail(now, exchange)
+            if now - max(exchange.started, exchange.last_progress) > self.exchange_timeout:
+                self._fail(now, exchange)  # no answer and no finished repair for that long
         if self.enabled:
             for peer in sorted(plan, key=lambda name: self._next_due.get(name, 0.0)):
                 if len(self._exchanges) >= self.max_exchanges:
@@ -266,6 +271,7 @@ class AntiEntropy:
         if exchange is None:
             return []
         exchange.asking -= 1
+        exchange.last_progress = now
         try:
             self._compare(exchange, fields)
         except (ValueError, TypeError, KeyError):
@@ -286,7 +292,9 @@ class AntiEntropy:
         """A repair finished; `changed` counts the sides whose copy it changed (0, 1 or 2)."""
         exchange = self._exchanges.get(exchange_id)
         if exchange is None:
+            self.totals.lists_repaired += bool(changed)  # finished after its exchange gave up: still done
             return []
+        exchange.last_progress = now
         exchange.running_repairs.discard(list_id)
         if not ok:
             exchange.failed_partitions.add(self.tree_partition(list_id))
@@ -386,12 +394,14 @@ class AntiEntropy:
 
     def _release_repairs(self) -> list[Action]:
         released: list[Action] = []
+        running = sum(len(exchange.running_repairs) for exchange in self._exchanges.values())
         for exchange in list(self._exchanges.values()):
-            while exchange.waiting_repairs and self._tokens >= 1.0:
+            while exchange.waiting_repairs and self._tokens >= 1.0 and running < self.max_running_repairs:
                 repair = exchange.waiting_repairs.pop(0)
                 if repair.list_id in exchange.running_repairs:
                     continue
                 self._tokens -= 1.0
+                running += 1
                 exchange.running_repairs.add(repair.list_id)
                 released.append(repair)
         return released

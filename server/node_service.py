@@ -456,7 +456,7 @@ class NodeService:
             elif isinstance(action, Repair):
                 self._spawn(self._repair(action))
 
-    async def _request(self, node: str, message: Message, timeout: float = 2.0) -> Message | None:
+    async def _request(self, node: str, message: Message, timeout: float = 5.0) -> Message | None:
         """Send one request to `node` and return its reply (None when unreachable or late), counted."""
         record = self.membership.table.get(node)
         if record is None:
