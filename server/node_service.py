@@ -124,17 +124,20 @@ class NodeService:
             self.membership.leave()  # before the first gossip, so the ring never takes this node back
             self._leave_wanted = True  # the handoff starts once a peer is known to take the partitions
 
-    def request_leave(self) -> bool:
-        """Ask this node to hand every partition off and then exit. Returns False when it cannot leave: it
-        is the only node of the ring."""
+    async def request_leave(self) -> bool:
+        """Ask this node to hand every partition off and then exit; the wish is durable before this returns
+        (a crash after it resumes the leave). Returns False when it cannot leave: it is the only node."""
         others = [node for node in self.membership.table if node != self.settings.node_id]
         if self.leaving_since is None and not others and not self._leave_wanted:
             return False
-        self._leave_wanted = True
+        if not self._leave_wanted:
+            await self.storage.set_state("leaving", "1")
+            self.membership.leave()
+            self._leave_wanted = True
         return True
 
     async def _start_leave(self) -> None:
-        await self.storage.set_state("leaving", "1")
+        await self.storage.set_state("leaving", "1")  # again for --leave, which no request recorded
         self.membership.leave()
         self.leaving_since = time.monotonic()
         self._rebuild_ring()
@@ -221,7 +224,13 @@ class NodeService:
             )
 
     async def _serve_leave(self, identity: bytes, message: Message) -> None:
-        if self.request_leave():
+        try:
+            accepted = await self.request_leave()
+        except Exception as problem:  # the environment's fault (database): the admin may retry
+            log.error("cannot record the leave: %s", problem)
+            self._answer(identity, error(message.request_id, ErrorCode.INTERNAL, "cannot record the leave"))
+            return
+        if accepted:
             self._answer(identity, reply(message, Kind.OK, handoff=self.handoff_status()))
         else:
             text = "the last node of a ring cannot leave it"

@@ -4,6 +4,8 @@ run of the fault harness (bench/faults.py) with random, seed-reproducible schedu
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -109,8 +111,15 @@ def test_a_join_and_a_leave_under_load_lose_no_acknowledged_write(tmp_path: Path
         answer = request(leaver.endpoint, Kind.LEAVE, 3.0)
         assert answer is not None and answer.kind is Kind.OK
         leaver.leaving = True
+        cluster.kill(leaver.process)  # interrupted mid-handoff ...
+        cluster.start_node(leaver)  # ... and restarted without being told again: it resumes the leave
+        _eventually(lambda: (cluster.node_status(leaver) or {}).get("handoff", {}).get("leaving") is True)
+        command = [sys.executable, "-m", "server.cli", "leave", leaver.endpoint, "--timeout", "120"]
+        shown = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        assert shown.returncode == 0, shown.stderr
+        assert "has left the ring" in shown.stdout
         assert leaver.process is not None
-        leaver.process.wait(90)  # it exits by itself once everything is handed off
+        assert leaver.process.wait(30) == 0  # it exited by itself once everything was handed off
         leaver.joined = False
         time.sleep(1.0)
         for client in clients:
