@@ -148,3 +148,13 @@ def test_a_write_after_the_owners_confirmed_keeps_the_partition_until_it_is_sent
     holder.write(list_id, ShoppingList("late").add_item("Eggs"))  # a stale coordinator wrote here
     tracker.update(ring, holder.tree.held_partitions(), holder.tree.root)
     assert foreign not in tracker.droppable()
+
+
+def test_status_describes_handoff_progress_in_words() -> None:
+    from server.cli import describe_handoff
+
+    assert describe_handoff({}) == "-"
+    joining = {"joining": True, "partitions_received": 3, "partitions_to_receive": 10}
+    assert describe_handoff(joining) == "joining, received 3/10 partitions"
+    leaving = {"leaving": True, "partitions_sent": 4, "partitions_to_send": 9, "lists_sent": 12}
+    assert describe_handoff(leaving) == "leaving, sent 4/9 partitions, 12 lists"
