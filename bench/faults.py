@@ -661,7 +661,7 @@ class Runner:
         """Wait (bounded) for joining nodes to finish receiving and leaving ones to exit."""
         deadline = time.monotonic() + 90.0
         for node in list(self.cluster.nodes.values()):
-            if node.leaving and node.process is not None:
+            if node.leaving and node.joined and node.process is not None:
                 try:
                     node.process.wait(max(1.0, deadline - time.monotonic()))
                     node.joined = False
