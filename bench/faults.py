@@ -243,7 +243,9 @@ class Cluster:
 
     def start_node(self, node: NodeProcess, *, join: str | None = None) -> None:
         """Start `node`'s process (a restart after SIGKILL reuses its data and its PostgreSQL)."""
-        command = node_command(node.node_id, node.endpoint, node.publish, node.data, self.seeds, "WARNING")
+        command = node_command(
+            node.node_id, node.endpoint, node.publish, node.data, self.live_seeds(), "WARNING"
+        )
         if join:
             command += ["--join", join]
         log_file = (self.root / f"{node.node_id}.log").open("ab")
@@ -271,7 +273,7 @@ class Cluster:
             "--publish",
             proxy.publish,
             "--seeds",
-            ",".join(self.seeds),
+            ",".join(self.live_seeds()),
         ]
         log_file = (self.root / f"{proxy.proxy_id}.log").open("ab")
         self._logs.append(log_file)
@@ -295,6 +297,12 @@ class Cluster:
             self.proxies[proxy.proxy_id] = proxy
             self.start_proxy(proxy)
         self.wait_ready(240.0)
+
+    def live_seeds(self) -> list[str]:
+        """Return seeds for a process starting now: the endpoints of the current ring members, as an
+        operator would configure them (the first nodes may have left the ring long ago)."""
+        members = [self.nodes[name].endpoint for name in self.ring_members() if self.nodes[name].process]
+        return members or self.seeds
 
     def ring_members(self) -> list[str]:
         """Return the nodes the ring is made of now (started and not leaving)."""
@@ -492,8 +500,10 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        """Return whether nothing acknowledged was lost and every replica and client converged."""
-        return self.lost == 0 and self.client_misses == 0 and self.converged_after is not None
+        """Return whether nothing acknowledged was lost, every replica and client converged, and the cluster
+        acknowledged writes at all (a schedule where nothing was acknowledged proves nothing)."""
+        converged = self.converged_after is not None
+        return self.lost == 0 and self.client_misses == 0 and converged and self.acked > 0
 
 
 class Runner:
