@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -118,8 +119,18 @@ def _writer(proxy: str, stop: threading.Event, counts: list[int], index: int) ->
         socket.close(0)
 
 
-def throughput(root: Path, anti_entropy: bool, seconds: float, writers: int) -> float:
-    """Return acknowledged writes per second through one proxy of a 3-node cluster."""
+def _node_cpu(cluster: Any) -> float:
+    """Return the CPU seconds the node processes (not their PostgreSQL) have used so far."""
+    total = 0.0
+    for node in cluster.nodes.values():
+        times = psutil.Process(node.process.pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def throughput(root: Path, anti_entropy: bool, seconds: float, writers: int) -> tuple[float, float]:
+    """Return (acknowledged writes per second, node CPU milliseconds per write) through one proxy of a
+    3-node cluster. CPU per write is the steadier figure on a shared machine."""
     args = [] if anti_entropy else ["--no-anti-entropy"]
     with running_cluster(root, nodes=3, proxies=1, netns=False, node_args=args) as cluster:
         proxy = next(iter(cluster.proxies.values())).endpoint
@@ -129,13 +140,39 @@ def throughput(root: Path, anti_entropy: bool, seconds: float, writers: int) -> 
         for thread in threads:
             thread.start()
         time.sleep(1.0)  # warm up
-        start_count, began = sum(counts), time.monotonic()
+        start_count, began, cpu = sum(counts), time.monotonic(), _node_cpu(cluster)
         time.sleep(seconds)
-        rate = (sum(counts) - start_count) / (time.monotonic() - began)
+        written = sum(counts) - start_count
+        rate = written / (time.monotonic() - began)
+        cpu_per_write = 1000 * (_node_cpu(cluster) - cpu) / max(1, written)
         stop.set()
         for thread in threads:
             thread.join(10)
-    return rate
+    return rate, cpu_per_write
+
+
+def measure_throughput(root: Path, rounds: int, quick: bool) -> dict[str, Any]:
+    """Alternate clusters with anti-entropy off and on; return medians of writes/s and CPU per write."""
+    samples: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for round_number in range(rounds):
+        for enabled in (False, True):
+            path = root / f"tp-{round_number}-{enabled}"
+            path.mkdir()
+            rate, cpu = throughput(path, enabled, 5.0 if quick else 10.0, 8)
+            samples[enabled].append((rate, cpu))
+            state = "on" if enabled else "off"
+            print(f"anti-entropy {state}: {rate:.0f} writes/s, {cpu:.2f} node CPU ms per write", flush=True)
+    rate = {enabled: statistics.median(r for r, _ in samples[enabled]) for enabled in samples}
+    cpu = {enabled: statistics.median(c for _, c in samples[enabled]) for enabled in samples}
+    return {
+        "writes_per_s_off": round(rate[False], 1),
+        "writes_per_s_on": round(rate[True], 1),
+        "throughput_cost_percent": round(100 * (1 - rate[True] / rate[False]), 1),
+        "cpu_ms_per_write_off": round(cpu[False], 3),
+        "cpu_ms_per_write_on": round(cpu[True], 3),
+        "cpu_cost_percent": round(100 * (cpu[True] / cpu[False] - 1), 1),
+        "samples": {str(k): [[round(r, 1), round(c, 3)] for r, c in v] for k, v in samples.items()},
+    }
 
 
 def main() -> int:
