@@ -136,7 +136,10 @@ def throughput(root: Path, anti_entropy: bool, seconds: float, writers: int) -> 
         proxy = next(iter(cluster.proxies.values())).endpoint
         stop = threading.Event()
         counts = [0] * writers
-        threads = [threading.Thread(target=_writer, args=(proxy, stop, counts, i)) for i in range(writers)]
+        threads = [
+            threading.Thread(target=_writer, args=(proxy, stop, counts, i), daemon=True)
+            for i in range(writers)
+        ]
         for thread in threads:
             thread.start()
         time.sleep(1.0)  # warm up
