@@ -183,35 +183,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="on/off throughput rounds (alternating)")
+    parser.add_argument("--only", choices=["repair", "detect", "throughput"], default=None)
     args = parser.parse_args()
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d")}
-    sizes = [10_000] if args.quick else [10_000, 100_000]
-    results["repair"] = [repair_cost(size) for size in sizes]
-    print(json.dumps(results["repair"]), flush=True)
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "load_average": os.getloadavg()[0]}
+    if args.only in (None, "repair"):
+        sizes = [10_000] if args.quick else [10_000, 100_000]
+        results["repair"] = [repair_cost(size) for size in sizes]
+        print(json.dumps(results["repair"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="shoplist-ae-") as directory:
         root = Path(directory)
-        (root / "detect").mkdir()
-        results["detect"] = detect_and_repair(
-            root / "detect", 5 if args.quick else 20, 200 if args.quick else 1000
-        )
-        print(json.dumps(results["detect"]), flush=True)
-        on, off = [], []
-        for round_number in range(1 if args.quick else args.rounds):
-            for enabled, samples in ((False, off), (True, on)):
-                path = root / f"tp-{round_number}-{enabled}"
-                path.mkdir()
-                samples.append(throughput(path, enabled, 5.0 if args.quick else 10.0, 8))
-                print(
-                    f"throughput anti-entropy={'on' if enabled else 'off'}: {samples[-1]:.0f} writes/s",
-                    flush=True,
-                )
-        results["throughput"] = {
-            "off": round(statistics.median(off), 1),
-            "on": round(statistics.median(on), 1),
-            "cost_percent": round(100 * (1 - statistics.median(on) / statistics.median(off)), 1),
-            "samples_off": [round(x) for x in off],
-            "samples_on": [round(x) for x in on],
-        }
+        if args.only in (None, "detect"):
+            (root / "detect").mkdir()
+            trials, preload = (5, 200) if args.quick else (20, 1000)
+            results["detect"] = detect_and_repair(root / "detect", trials, preload)
+            print(json.dumps(results["detect"]), flush=True)
+        if args.only in (None, "throughput"):
+            results["throughput"] = measure_throughput(root, 1 if args.quick else args.rounds, args.quick)
+    results["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(results, indent=2))
     return 0
 
