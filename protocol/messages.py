@@ -29,10 +29,13 @@ class Kind(StrEnum):
     GOSSIP = "gossip"  # node/proxy -> node: `members` table; reply GOSSIP with the receiver's table
     STATUS = "status"  # anyone -> node/proxy: reply STATUS_REPLY with `info`
     PING = "ping"  # anyone -> node/proxy: reply PONG
+    DIGEST = "digest"  # node -> node: `nodes` of a digest tree; reply DIGEST_REPLY (anti-entropy)
+    LEAVE = "leave"  # admin -> node: hand every partition off, then exit; reply OK
     OK = "ok"
     STATE = "state"
     STATUS_REPLY = "status_reply"
     PONG = "pong"
+    DIGEST_REPLY = "digest_reply"
     ERROR = "error"
     CHANGE = "change"  # published on PUB sockets: a merged delta for `list`
 
@@ -50,8 +53,22 @@ class ErrorCode(StrEnum):
 
 
 _KINDS = {kind.value: kind for kind in Kind}  # a dict lookup: calling the enum costs more per message
-REQUESTS = frozenset({Kind.WRITE, Kind.READ, Kind.REPLICATE, Kind.FETCH, Kind.GOSSIP, Kind.STATUS, Kind.PING})
-REPLIES = frozenset({Kind.OK, Kind.STATE, Kind.STATUS_REPLY, Kind.PONG, Kind.ERROR, Kind.GOSSIP})
+REQUESTS = frozenset(
+    {
+        Kind.WRITE,
+        Kind.READ,
+        Kind.REPLICATE,
+        Kind.FETCH,
+        Kind.GOSSIP,
+        Kind.STATUS,
+        Kind.PING,
+        Kind.DIGEST,
+        Kind.LEAVE,
+    }
+)
+REPLIES = frozenset(
+    {Kind.OK, Kind.STATE, Kind.STATUS_REPLY, Kind.PONG, Kind.ERROR, Kind.GOSSIP, Kind.DIGEST_REPLY}
+)
 _NEEDS_LIST = frozenset({Kind.WRITE, Kind.READ, Kind.REPLICATE, Kind.FETCH, Kind.CHANGE})
 _NEEDS_BODY = frozenset({Kind.WRITE, Kind.REPLICATE, Kind.CHANGE})
 

@@ -43,7 +43,27 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("-n", "--replicas", type=int, default=3)
     node.add_argument("-r", "--read-quorum", type=int, default=2)
     node.add_argument("-w", "--write-quorum", type=int, default=2)
+    node.add_argument(
+        "--join", default=None, metavar="SEED", help="join a running ring through SEED (a node endpoint)"
+    )
+    node.add_argument("--leave", action="store_true", help="hand every partition off, then exit")
+    node.add_argument(
+        "--no-anti-entropy", dest="anti_entropy", action="store_false", help="do not compare replicas"
+    )
+    node.add_argument("--exchange-every", type=float, default=1.0, help="seconds between exchanges per peer")
+    node.add_argument("--repairs-per-second", type=float, default=500.0, help="anti-entropy repair budget")
+    node.add_argument(
+        "--scrub-every", type=float, default=60.0, help="seconds between re-reading lists from disk"
+    )
     node.set_defaults(run=_run_node)
+
+    leave = commands.add_parser("leave", help="make a node hand its partitions off and exit")
+    leave.add_argument("node", help="the node's id (looked up through --endpoint) or its request endpoint")
+    leave.add_argument(
+        "--endpoint", default=None, help="a proxy or node (default: first of SHOPLIST_PROXIES)"
+    )
+    leave.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the handoff")
+    leave.set_defaults(run=_run_leave)
 
     proxy = commands.add_parser("proxy", help="run one stateless proxy")
     proxy.add_argument("--id", default="proxy")
@@ -98,7 +118,20 @@ def _run_node(args: argparse.Namespace) -> int:
     except postgres.SystemUserError as problem:
         print(f"shoplist-server node: {problem}", file=sys.stderr)
         return 1
-    settings = NodeSettings(args.id, args.bind, args.publish, _seeds(args.seeds), config)
+    seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
+    settings = NodeSettings(
+        args.id,
+        args.bind,
+        args.publish,
+        seeds,
+        config,
+        anti_entropy=args.anti_entropy,
+        exchange_every=args.exchange_every,
+        repairs_per_second=args.repairs_per_second,
+        scrub_every=args.scrub_every,
+        joining=args.join is not None,
+        leave=args.leave,
+    )
 
     async def run() -> None:
         stop = _stop_event_on_signals()
@@ -150,6 +183,8 @@ def gather_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
         own_info = own.fields.get("info", {}) if own is not None and own.kind is Kind.STATUS_REPLY else {}
         member["hints_held"] = own_info.get("hints", {})
         member["handoffs"] = own_info.get("handoffs", {})
+        member["anti_entropy"] = own_info.get("anti_entropy", {})
+        member["handoff"] = own_info.get("handoff", {})
     return info
 
 
@@ -171,7 +206,89 @@ def _run_status(args: argparse.Namespace) -> int:
             f"{member['id']:<10} {member['state']:<8} {member['ownership']:>9.1%}  {hints:<20} {handoffs:<9} "
             f"{member['endpoint']}"
         )
+    print()
+    print(f"{'member':<10} {'lists':>7} {'last exchange':>13} {'repaired':>8}  handoff")
+    for member in info.get("members", []):
+        print(_maintenance_line(member))
     return 0
+
+
+def _maintenance_line(member: dict[str, Any]) -> str:
+    """Return one member's anti-entropy and handoff summary for `status`."""
+    entropy = member.get("anti_entropy") or {}
+    handoff = member.get("handoff") or {}
+    if not entropy:
+        return f"{member['id']:<10} {'-':>7} {'-':>13} {'-':>8}  -"
+    ago = entropy.get("last_exchange_ago")
+    last = "never" if ago is None else f"{ago:.1f} s ago"
+    if not entropy.get("enabled", True):
+        last = "off"
+    repaired = entropy.get("lists_repaired", 0)
+    held = handoff.get("lists_held", 0)
+    return f"{member['id']:<10} {held:>7} {last:>13} {repaired:>8}  {describe_handoff(handoff)}"
+
+
+def describe_handoff(handoff: dict[str, Any]) -> str:
+    """Return a handoff progress line: what is being received (join) and sent (join elsewhere, leave)."""
+    parts = []
+    if handoff.get("leaving"):
+        parts.append("leaving")
+    if handoff.get("joining"):
+        parts.append("joining")
+    received, to_receive = handoff.get("partitions_received", 0), handoff.get("partitions_to_receive", 0)
+    if to_receive and received < to_receive:
+        parts.append(f"received {received}/{to_receive} partitions")
+    sent, to_send = handoff.get("partitions_sent", 0), handoff.get("partitions_to_send", 0)
+    if to_send:
+        parts.append(f"sent {sent}/{to_send} partitions, {handoff.get('lists_sent', 0)} lists")
+    return ", ".join(parts) or "-"
+
+
+def _run_leave(args: argparse.Namespace) -> int:
+    """Tell a node to leave, then show its handoff progress until it has gone."""
+    import time
+
+    endpoint = _resolve_node(args.node, args.endpoint)
+    if endpoint is None:
+        print(f"shoplist-server leave: no node {args.node!r} is known", file=sys.stderr)
+        return 1
+    answer = request(endpoint, Kind.LEAVE, 5.0)
+    if answer is None or answer.kind is not Kind.OK:
+        text = answer.fields.get("message", "") if answer is not None else "no answer"
+        print(f"shoplist-server leave: {endpoint} refused: {text}", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    last = ""
+    silent_since: float | None = None
+    while time.monotonic() < deadline:
+        status = request(endpoint, Kind.STATUS, 1.0)
+        if status is None or status.kind is not Kind.STATUS_REPLY:
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since > 3.0:
+                print(f"{args.node} has left the ring", flush=True)
+                return 0
+        else:
+            silent_since = None
+            handoff = status.fields.get("info", {}).get("handoff", {})
+            line = f"{describe_handoff(handoff)}; {handoff.get('lists_held', 0)} lists still held"
+            if line != last:
+                print(line, flush=True)
+                last = line
+        time.sleep(0.5)
+    print(f"shoplist-server leave: {args.node} still handing off after {args.timeout:g} s", file=sys.stderr)
+    return 1
+
+
+def _resolve_node(node: str, endpoint: str | None) -> str | None:
+    """Return the request endpoint of `node` (an endpoint already, or a node id known to `endpoint`)."""
+    if "://" in node:
+        return node
+    via = endpoint or (os.environ.get("SHOPLIST_PROXIES", "").split(",")[0] or DEFAULT_ENDPOINT)
+    answer = request(via, Kind.STATUS, 2.0)
+    if answer is None or answer.kind is not Kind.STATUS_REPLY:
+        return None
+    members = answer.fields.get("info", {}).get("members", [])
+    return next((m["endpoint"] for m in members if m["id"] == node), None)
 
 
 def _run_cluster(args: argparse.Namespace) -> int:

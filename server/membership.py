@@ -64,6 +64,8 @@ class MemberRecord:
     publish: str
     incarnation: int
     heartbeat: int = 0
+    leaving: bool = False
+    """The member is handing its partitions off before it goes: the ring is built without it."""
 
     def version(self) -> tuple[int, int]:
         """Return the sort key that decides which of two records about one member wins."""
@@ -71,19 +73,23 @@ class MemberRecord:
 
     def to_wire(self) -> list[Any]:
         """Return the record as a msgpack-ready list."""
-        return [self.node_id, self.endpoint, self.publish, self.incarnation, self.heartbeat]
+        wire: list[Any] = [self.node_id, self.endpoint, self.publish, self.incarnation, self.heartbeat]
+        return [*wire, True] if self.leaving else wire
 
     @classmethod
     def from_wire(cls, value: object) -> MemberRecord:
         """Return the record encoded by `to_wire`. Raises ValueError (the sender's fault) on bad input."""
-        if not isinstance(value, list) or len(value) != 5:
-            raise ValueError("a member record is a list of 5 fields")
-        node_id, endpoint, publish, incarnation, heartbeat = value
+        if not isinstance(value, list) or len(value) not in (5, 6):
+            raise ValueError("a member record is a list of 5 fields (6 when leaving)")
+        node_id, endpoint, publish, incarnation, heartbeat = value[:5]
+        leaving = value[5] if len(value) == 6 else False
+        if type(leaving) is not bool:
+            raise ValueError("a member's leaving flag must be a boolean")
         if not all(isinstance(text, str) and 0 < len(text) <= 200 for text in (node_id, endpoint, publish)):
             raise ValueError("member id and endpoints must be short strings")
         if not all(type(number) is int and number >= 0 for number in (incarnation, heartbeat)):
             raise ValueError("member incarnation and heartbeat must be non-negative integers")
-        return cls(node_id, endpoint, publish, incarnation, heartbeat)
+        return cls(node_id, endpoint, publish, incarnation, heartbeat, leaving)
 
 
 def merge_tables(mine: dict[str, MemberRecord], theirs: dict[str, MemberRecord]) -> dict[str, MemberRecord]:
@@ -97,8 +103,8 @@ def merge_tables(mine: dict[str, MemberRecord], theirs: dict[str, MemberRecord])
     return merged
 
 
-def _record_key(record: MemberRecord) -> tuple[int, int, str, str]:
-    return (record.incarnation, record.heartbeat, record.endpoint, record.publish)
+def _record_key(record: MemberRecord) -> tuple[int, int, str, str, bool]:
+    return (record.incarnation, record.heartbeat, record.endpoint, record.publish, record.leaving)
 
 
 @dataclass
@@ -180,6 +186,16 @@ class Membership:
     def node_at(self, endpoint: str) -> str | None:
         """Return the id of the member whose request endpoint is `endpoint`, or None."""
         return next((node_id for node_id, record in self.table.items() if record.endpoint == endpoint), None)
+
+    def ring_members(self) -> list[str]:
+        """Return the members the ring is built from: every known member but those leaving, sorted."""
+        return sorted(node_id for node_id, record in self.table.items() if not record.leaving)
+
+    def leave(self) -> None:
+        """Mark this process as leaving; the next gossip round tells everyone."""
+        if self.me is not None and not self.me.leaving:
+            self.me = replace(self.me, leaving=True, heartbeat=self.me.heartbeat + 1)
+            self.table[self.me.node_id] = self.me
 
     def peers(self) -> list[MemberRecord]:
         """Return every known member but this process."""

@@ -29,8 +29,11 @@ from protocol.messages import (
     topic,
 )
 from server import sockets
+from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_digest
+from server.handoff import HandoffTracker, exchange_plan
 from server.links import Links
 from server.membership import MemberRecord, Membership, table_from_wire
+from server.merkle import DigestTree
 from server.node_core import Config, Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.ring import RingHolder, build_ring
 from server.storage import Storage
@@ -40,6 +43,10 @@ log = logging.getLogger("shoplist.node")
 TICK = 0.02
 GOSSIP_EVERY = 0.2
 HANDOFF_EVERY = 0.5
+MAINTENANCE_EVERY = 0.05
+SCRUB_BATCH = 100
+LEAVE_GRACE = 1.5
+"""Seconds a leaving node waits, with nothing left to hand off, before it exits (lets the ring settle)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,13 @@ class NodeSettings:
     seeds: tuple[str, ...]
     config: Config
     partitions: int = 256
+    anti_entropy: bool = True
+    exchange_every: float = 1.0
+    repairs_per_second: float = 500.0
+    scrub_every: float = 60.0
+    """Seconds between scrub steps; each re-reads SCRUB_BATCH lists from disk into the digest tree."""
+    joining: bool = False
+    leave: bool = False
 
 
 class NodeService:
@@ -73,6 +87,61 @@ class NodeService:
         self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
         self.links = Links(self.context, self._on_link_reply, self._on_link_lost)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.tree = DigestTree(settings.partitions)
+        self.anti_entropy = AntiEntropy(
+            self.tree,
+            interval=settings.exchange_every,
+            repairs_per_second=settings.repairs_per_second,
+            burst=max(10.0, settings.repairs_per_second / 5),
+            enabled=settings.anti_entropy,
+        )
+        self.handoff_out = HandoffTracker(settings.node_id, settings.config.replicas)
+        self.storage.on_change = self.tree.update
+        self.bytes_exchanged = 0
+        self.messages_exchanged = 0
+        self.started_at = now
+        self.leaving_since: float | None = None
+        self.joining = settings.joining
+        self._dropping: set[int] = set()
+        self._stop: asyncio.Event | None = None
+        self._scrub_after = ""
+        self._leave_wanted = False
+        self._rerouting: set[str] = set()
+
+    async def prepare(self) -> None:
+        """Load the digest tree from the stored lists and resume a leave or join cut short by a crash."""
+        for list_id, digest in (await self.storage.scan_digests()).items():
+            self.tree.update(list_id, digest)
+        log.info(
+            "digest tree holds %d lists in %d partitions", len(self.tree), len(self.tree.held_partitions())
+        )
+        if self.settings.joining:
+            await self.storage.set_state("joining", "1")
+        elif await self.storage.get_state("joining"):
+            self.joining = True
+            log.info("resuming an interrupted join")
+        if self.settings.leave or await self.storage.get_state("leaving"):
+            self.membership.leave()  # before the first gossip, so the ring never takes this node back
+            self._leave_wanted = True  # the handoff starts once a peer is known to take the partitions
+
+    async def request_leave(self) -> bool:
+        """Ask this node to hand every partition off and then exit; the wish is durable before this returns
+        (a crash after it resumes the leave). Returns False when it cannot leave: it is the only node."""
+        others = [node for node in self.membership.table if node != self.settings.node_id]
+        if self.leaving_since is None and not others and not self._leave_wanted:
+            return False
+        if not self._leave_wanted:
+            await self.storage.set_state("leaving", "1")
+            self.membership.leave()
+            self._leave_wanted = True
+        return True
+
+    async def _start_leave(self) -> None:
+        await self.storage.set_state("leaving", "1")  # again for --leave, which no request recorded
+        self.membership.leave()
+        self.leaving_since = time.monotonic()
+        self._rebuild_ring()
+        log.info("leaving: handing %d partitions off", len(self.tree.held_partitions()))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""
@@ -84,7 +153,15 @@ class NodeService:
             self.settings.endpoint,
             self.settings.publish,
         )
-        loops = [self._serve(), self._tick_loop(), self._gossip_loop(), self._handoff_loop()]
+        self._stop = stop
+        loops = [
+            self._serve(),
+            self._tick_loop(),
+            self._gossip_loop(),
+            self._handoff_loop(),
+            self._maintenance_loop(),
+            self._scrub_loop(),
+        ]
         tasks = [asyncio.create_task(loop) for loop in loops]
         await stop.wait()
         for task in tasks:
@@ -132,11 +209,33 @@ class NodeService:
             self._answer(identity, reply(message, Kind.STATUS_REPLY, info=self.status()))
         elif kind is Kind.PING:
             self._answer(identity, reply(message, Kind.PONG))
+        elif kind is Kind.DIGEST:
+            try:
+                fields = answer_digest(self.tree, message.fields.get("nodes"))
+            except ValueError as problem:
+                self._answer(identity, error(message.request_id, ErrorCode.BAD_REQUEST, str(problem)))
+                return
+            self._answer(identity, reply(message, Kind.DIGEST_REPLY, **fields))
+        elif kind is Kind.LEAVE:
+            self._spawn(self._serve_leave(identity, message))
         else:
             self._answer(
                 identity,
                 error(message.request_id, ErrorCode.BAD_REQUEST, f"a node does not take {kind.value}"),
             )
+
+    async def _serve_leave(self, identity: bytes, message: Message) -> None:
+        try:
+            accepted = await self.request_leave()
+        except Exception as problem:  # the environment's fault (database): the admin may retry
+            log.error("cannot record the leave: %s", problem)
+            self._answer(identity, error(message.request_id, ErrorCode.INTERNAL, "cannot record the leave"))
+            return
+        if accepted:
+            self._answer(identity, reply(message, Kind.OK, handoff=self.handoff_status()))
+        else:
+            text = "the last node of a ring cannot leave it"
+            self._answer(identity, error(message.request_id, ErrorCode.BAD_REQUEST, text))
 
     async def _serve_replica(self, identity: bytes, message: Message, delta: ShoppingList | None) -> None:
         self._answer(identity, await self._replica(message, delta))
@@ -242,10 +341,17 @@ class NodeService:
             await asyncio.sleep(GOSSIP_EVERY)
 
     def _learn(self, table: dict[str, MemberRecord], now: float) -> None:
-        before = self.membership.members()
+        before = self.membership.ring_members()
         self.membership.on_gossip(now, table)
-        members = self.membership.members()
-        if members != before:
+        if self.membership.ring_members() != before:
+            self._rebuild_ring()
+
+    def _rebuild_ring(self) -> None:
+        """Build the ring from the members that are not leaving (a leaving node builds it without itself)."""
+        members = self.membership.ring_members()
+        if not members:
+            return
+        if self.ring.ring.nodes() != members:
             self.ring.change(lambda _: build_ring(members, self.settings.partitions))
             log.info("ring now has %d members: %s", len(members), " ".join(members))
 
@@ -259,6 +365,41 @@ class NodeService:
                 continue
             for owner in self.handoff.due(self.hint_counts, self.membership):
                 self._spawn(self._deliver_hints(owner))
+            in_ring = set(self.membership.ring_members())
+            for owner, count in sorted(self.hint_counts.items()):
+                # A leaving node cannot wait for a down owner, and an owner that left never comes back.
+                stranded = owner not in in_ring or (
+                    self.leaving_since is not None and not self.membership.is_up(owner)
+                )
+                if count and stranded and owner not in self._rerouting:
+                    self._rerouting.add(owner)
+                    self._spawn(self._hints_to_current_owners(owner))
+
+    async def _hints_to_current_owners(self, owner: str) -> None:
+        """Give the hints held for `owner` to the live owners of each list in the current ring instead."""
+        try:
+            await self._reroute_hints(owner)
+        except Exception as problem:  # database trouble: the next round tries again
+            log.warning("rerouting hints for %s failed: %s", owner, problem)
+        finally:
+            self._rerouting.discard(owner)
+
+    async def _reroute_hints(self, owner: str) -> None:
+        for hint_id, list_id, body in await self.storage.hints_for(owner):
+            ring = self.ring.ring
+            targets = [
+                node
+                for node in ring.preference_list(list_id, self.settings.config.replicas)
+                if node != self.settings.node_id and self.membership.is_up(node)
+            ]
+            acked = 0
+            for node in targets:
+                answer = await self._request(
+                    node, Message(Kind.REPLICATE, f"h{next(self._ids)}", {"list": list_id}, body)
+                )
+                acked += answer is not None and answer.kind is Kind.OK
+            if acked:
+                await self.storage.delete_hints([hint_id])
 
     async def _deliver_hints(self, owner: str) -> None:
         """Hand every hint held for `owner` back to it, deleting each once acknowledged."""
@@ -285,6 +426,179 @@ class NodeService:
             self.handoff.step(owner, "failed")
             raise
 
+    # ----- ring maintenance: anti-entropy and ownership handoff ------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_EVERY)
+            self._maintain(time.monotonic())
+
+    def _maintain(self, now: float) -> None:
+        if self._leave_wanted and self.leaving_since is None:
+            others = [node for node in self.membership.ring_members() if node != self.settings.node_id]
+            if others:
+                self.leaving_since = now  # set at once so only one start runs; _start_leave resets it
+                self._spawn(self._start_leave())
+        ring = self.ring.ring
+        held = self.tree.held_partitions()
+        replicas = self.settings.config.replicas
+        self.handoff_out.update(ring, held, self.tree.root)
+        plan = exchange_plan(ring, self.settings.node_id, replicas, held, self.membership.is_up)
+        self._run_actions(self.anti_entropy.tick(now, plan))
+        for finished in self.anti_entropy.take_finished():
+            self.handoff_out.on_finished(ring, finished, self.tree.root)
+            if finished.lists_repaired:
+                log.info("anti-entropy with %s repaired %d lists", finished.peer, finished.lists_repaired)
+        for partition, root in self.handoff_out.droppable().items():
+            if partition not in self._dropping:
+                self._dropping.add(partition)
+                self._spawn(self._drop_partition(partition, root))
+        if self.joining and not self.handoff_out.incoming() and now - self.started_at > 1.0:
+            self.joining = False
+            self._spawn(self.storage.set_state("joining", None))
+            log.info("join complete: %s", self.handoff_status())
+        self._maybe_exit(now)
+
+    def _maybe_exit(self, now: float) -> None:
+        if self.leaving_since is None or self._stop is None or now - self.leaving_since < LEAVE_GRACE:
+            return
+        if len(self.tree) == 0 and not any(self.hint_counts.values()) and not self.anti_entropy.active():
+            log.info("left the ring: every partition handed off (%s)", self.handoff_status())
+            self._stop.set()
+
+    def _run_actions(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, AskDigest):
+                self._spawn(self._ask_digest(action))
+            elif isinstance(action, Repair):
+                self._spawn(self._repair(action))
+
+    async def _request(self, node: str, message: Message, timeout: float = 5.0) -> Message | None:
+        """Send one request to `node` and return its reply (None when unreachable or late), counted."""
+        record = self.membership.table.get(node)
+        if record is None:
+            return None
+        self.messages_exchanged += 1
+        self.bytes_exchanged += sum(len(frame) for frame in encode(message))
+        answer = await self.links.request(record.endpoint, message, timeout)
+        if answer is not None:
+            self.messages_exchanged += 1
+            self.bytes_exchanged += sum(len(frame) for frame in encode(answer))
+        return answer
+
+    async def _ask_digest(self, ask: AskDigest) -> None:
+        message = Message(Kind.DIGEST, f"d{next(self._ids)}", {"nodes": ask.nodes})
+        answer = await self._request(ask.peer, message)
+        now = time.monotonic()
+        if answer is None or answer.kind is not Kind.DIGEST_REPLY:
+            self._run_actions(self.anti_entropy.on_ask_failed(now, ask.exchange))
+        else:
+            self._run_actions(self.anti_entropy.on_reply(now, ask.exchange, answer.fields))
+
+    async def _repair(self, repair: Repair) -> None:
+        """Pull the peer's copy of one list and merge it here, and/or push this node's copy to the peer."""
+        changed, ok = 0, True
+        list_id = repair.list_id
+        try:
+            if repair.pull:
+                answer = await self._request(
+                    repair.peer, Message(Kind.FETCH, f"f{next(self._ids)}", {"list": list_id})
+                )
+                if answer is not None and answer.kind is Kind.STATE:
+                    before = self.tree.digest(list_id)
+                    await self.storage.merge(list_id, ShoppingList.from_bytes(answer.body, new_replica_id()))
+                    changed += self.tree.digest(list_id) != before
+                else:
+                    ok = False
+            if repair.push and ok:
+                state = await self.storage.read(list_id)
+                message = Message(Kind.REPLICATE, f"a{next(self._ids)}", {"list": list_id}, state.to_bytes())
+                answer = await self._request(repair.peer, message)
+                ok = answer is not None and answer.kind is Kind.OK
+                changed += ok
+        except Exception as problem:  # storage trouble or a bad copy: the next exchange tries again
+            log.warning("anti-entropy repair of %s with %s failed: %s", list_id, repair.peer, problem)
+            ok = False
+        self._run_actions(
+            self.anti_entropy.on_repaired(time.monotonic(), repair.exchange, list_id, ok=ok, changed=changed)
+        )
+
+    async def _drop_partition(self, partition: int, root: int) -> None:
+        """Delete this node's copy of a partition every owner confirmed, list by list, skipping any list a
+        write changed since (the next exchange sends it again)."""
+        try:
+            if self.tree.root(partition) != root:
+                return
+            expected = {list_id: self.tree.digest(list_id) for list_id in self.tree.lists_in(partition)}
+            kept = 0
+            for list_id, digest in expected.items():
+                if digest is None or not await self.storage.drop(list_id, digest):
+                    kept += 1
+            if not kept:
+                self.handoff_out.dropped(partition)
+                log.info("handed partition %d off (%d lists)", partition, len(expected))
+        except (
+            Exception
+        ) as problem:  # the environment's fault (database): tried again after the next exchange
+            log.warning("dropping partition %d failed: %s", partition, problem)
+        finally:
+            self._dropping.discard(partition)
+
+    async def _scrub_loop(self) -> None:
+        """Walk the stored lists slowly, re-reading each from disk, so that a change made behind the node's
+        back (a restored backup, a manual edit) reaches the digest tree and anti-entropy repairs it."""
+        while True:
+            await asyncio.sleep(self.settings.scrub_every)
+            try:
+                await self.scrub_step()
+            except Exception as problem:  # database trouble: the next step tries again
+                log.warning("scrub step failed: %s", problem)
+
+    async def scrub_step(self) -> int:
+        """Re-read the next SCRUB_BATCH lists (stored or in the tree) from disk; return how many differed."""
+        after = self._scrub_after
+        stored = await self.storage.list_ids_after(after, SCRUB_BATCH)
+        last = stored[-1] if len(stored) == SCRUB_BATCH else None
+        believed = [i for i in self.tree.list_ids() if i > after and (last is None or i <= last)]
+        ids = sorted(set(stored) | set(believed))
+        self._scrub_after = last or ""
+        differed = 0
+        for list_id, digest in (await self.storage.stored_digests(ids)).items():
+            if self.tree.digest(list_id) != digest:
+                differed += 1
+                self.tree.update(list_id, digest)
+        if differed:
+            log.warning("scrub: %d lists on disk differed from the digest tree", differed)
+        return differed
+
+    def handoff_status(self) -> dict[str, Any]:
+        """Return partitions and lists moved, and whether this node is joining or leaving."""
+        return {
+            **self.handoff_out.status(),
+            "joining": self.joining,
+            "leaving": self.leaving_since is not None,
+            "lists_held": len(self.tree),
+            "partitions_held": len(self.tree.held_partitions()),
+        }
+
+    def anti_entropy_status(self) -> dict[str, Any]:
+        """Return the anti-entropy counters: exchanges, lists repaired, the last exchange."""
+        totals = self.anti_entropy.totals
+        last = totals.last_exchange_at
+        return {
+            "enabled": self.anti_entropy.enabled,
+            "exchanges": totals.exchanges,
+            "exchanges_failed": totals.exchanges_failed,
+            "lists_repaired": totals.lists_repaired,
+            "last_exchange_ago": round(time.monotonic() - last, 2) if last is not None else None,
+            "last_peer": totals.last_peer,
+            "last_repaired": totals.last_repaired,
+            "active": self.anti_entropy.active(),
+            "pending_repairs": self.anti_entropy.pending_repairs(),
+            "messages": self.messages_exchanged,
+            "bytes": self.bytes_exchanged,
+        }
+
     def status(self) -> dict[str, Any]:
         """Return this node's view: members, their liveness and ownership, hints held, handoffs."""
         shares = self.ring.ring.ownership()
@@ -304,6 +618,8 @@ class NodeService:
             "hints": dict(sorted(self.hint_counts.items())),
             "handoffs": {owner: state.value for owner, state in sorted(self.handoff.states.items())},
             "in_flight": self.core.pending(),
+            "anti_entropy": self.anti_entropy_status(),
+            "handoff": self.handoff_status(),
             "config": {
                 "N": self.settings.config.replicas,
                 "R": self.settings.config.read_quorum,
@@ -327,6 +643,7 @@ async def serve_node(
     storage = Storage(uri)
     await storage.open()
     service = NodeService(settings, storage)
+    await service.prepare()
     ready()
     try:
         await service.run(stop)

@@ -148,9 +148,9 @@ class ProxyService:
             self._apply(self.core.on_node_lost(time.monotonic(), node))
 
     def _learn(self, table: dict[str, Any], now: float) -> None:
-        before = self.membership.members()
+        before = self.membership.ring_members()
         self.membership.on_gossip(now, table)
-        members = self.membership.members()
+        members = self.membership.ring_members()
         for record in self.membership.peers():
             if record.publish not in self._subscribed:
                 self.changes.connect(record.publish)

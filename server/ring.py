@@ -83,6 +83,19 @@ class Ring:
     def _successor_cache(self) -> dict[int, tuple[str, ...]]:
         return {}
 
+    def partition_successors(self, start: int) -> list[str]:
+        """Return every distinct node in clockwise order from partition `start`."""
+        return list(self.successors_from(start))
+
+    def partition_preference_list(self, partition: int, replicas: int) -> list[str]:
+        """Return the first `replicas` distinct nodes clockwise from `partition`: its owners."""
+        owners: list[str] = []
+        for node in self.iter_successors_from(partition):
+            owners.append(node)
+            if len(owners) == replicas:
+                break
+        return owners
+
     def ownership(self) -> dict[str, float]:
         """Return each node's share of the keyspace (0..1)."""
         counts = Counter(self.owners)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
 
 from crdt import ShoppingList
 from crdt.replica import new_replica_id
+from server.merkle import list_digest, part_hash
 
 log = logging.getLogger("shoplist.storage")
 
@@ -22,6 +24,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS hints (
     id bigserial PRIMARY KEY, target text NOT NULL, list_id text NOT NULL, body bytea NOT NULL);
 CREATE INDEX IF NOT EXISTS hints_target ON hints (target, id);
+CREATE TABLE IF NOT EXISTS node_state (key text PRIMARY KEY, value text NOT NULL);
 """
 WRITE_BATCH = """
 WITH new_headers AS (
@@ -42,6 +45,12 @@ SELECT 1
 """
 """A group commit as one statement on an autocommit connection: atomic (a statement is a transaction)
 and durable once it returns (synchronous_commit), in a single round trip instead of one per table."""
+LOAD_LIST = """
+SELECT header, NULL::bytea FROM lists WHERE list_id = %(list_id)s
+UNION ALL
+SELECT NULL::bytea, record FROM items
+WHERE list_id = %(list_id)s AND EXISTS (SELECT 1 FROM lists WHERE list_id = %(list_id)s)
+"""
 CACHE_LISTS = 2048
 MAX_BATCH = 256
 
@@ -54,13 +63,21 @@ class _Job:
     header: bytes = b""
     items: dict[str, bytes | None] = field(default_factory=dict)
     hint: tuple[str, str, bytes] | None = None
+    delete: bool = False
     done: asyncio.Future[None] | None = None
 
 
 class Storage:
-    """Lists and hints of one node. Writes resolve only after their transaction committed."""
+    """Lists and hints of one node. Writes resolve only after their transaction committed.
+
+    Every list also has a digest (merkle.list_digest over its header and item records), kept up to date
+    from just the records a write touches; `on_change(list_id, digest)` hears each committed change
+    (digest None: the list was dropped), which is how the node's digest tree stays current."""
 
     def __init__(self, uri: str) -> None:
+        self.on_change: Callable[[str, int | None], None] | None = None
+        self._digests: dict[str, tuple[int, int]] = {}  # cached list -> (digest, header hash)
+        self._committing: dict[str, int] = {}  # list -> writes queued but not yet committed
         self._pool = AsyncConnectionPool(uri, min_size=2, max_size=4, open=False, kwargs={"autocommit": True})
         self._cache: OrderedDict[str, ShoppingList] = OrderedDict()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -88,14 +105,132 @@ class Storage:
             current = await self._load(list_id)
             # Items the delta does not carry but whose writes it has seen (removed or overwritten).
             touched = delta.item_keys() | current._keys_overwritten_by(delta)
+            before = {key: current.item_bytes(key) for key in touched}
             current.merge(delta)
             job = _Job(list_id, current.header_bytes(), {key: current.item_bytes(key) for key in touched})
+            digest = self._advance_digest(list_id, job.header, before, job.items)
+            self._committing[list_id] = self._committing.get(list_id, 0) + 1
         try:
             await self._commit(job)
         except Exception:
-            self._cache.pop(list_id, None)  # memory may be ahead of disk now: reload next time
+            self._forget(list_id)  # memory may be ahead of disk now: reload next time
             raise
+        finally:
+            self._committing[list_id] -= 1
+            if not self._committing[list_id]:
+                del self._committing[list_id]
+        self._report(list_id, digest)
         return current
+
+    def digest(self, list_id: str) -> int | None:
+        """Return the digest of a cached list (None when it is not in memory)."""
+        cached = self._digests.get(list_id)
+        return cached[0] if cached else None
+
+    async def drop(self, list_id: str, expected_digest: int) -> bool:
+        """Delete this node's copy of `list_id` if its digest is still `expected_digest` (no write came in
+        since the new owners confirmed it); return whether it was deleted."""
+        lock = self._locks.setdefault(list_id, asyncio.Lock())
+        async with lock:
+            await self._load(list_id)
+            cached = self._digests.get(list_id)
+            if cached is None or cached[0] != expected_digest or self._committing.get(list_id):
+                return False
+            await self._commit(_Job(list_id, delete=True))
+            self._forget(list_id)
+        self._report(list_id, None)
+        return True
+
+    async def scan_digests(self) -> dict[str, int]:
+        """Return {list id: digest} for every stored list, computed from the stored records (run at start,
+        and by the scrub, so an edit made behind the node's back shows up in its digest tree)."""
+        headers: dict[str, bytes] = {}
+        digests: dict[str, int] = {}
+        # A named (server-side) cursor lives in a transaction, and the pool connections autocommit.
+        async with self._pool.connection() as connection, connection.transaction():
+            cursor = await connection.execute("SELECT list_id, header FROM lists")
+            for list_id, header in await cursor.fetchall():
+                headers[list_id] = bytes(header)
+                digests[list_id] = part_hash(bytes(header))
+            async with connection.cursor(name="scan_items") as items:
+                await items.execute("SELECT list_id, record FROM items")
+                async for list_id, record in items:
+                    if list_id in digests:
+                        digests[list_id] ^= part_hash(bytes(record))
+        return digests
+
+    async def stored_digests(self, list_ids: list[str]) -> dict[str, int | None]:
+        """Re-read `list_ids` from disk, bypassing the cache, and return {list id: stored digest, None when
+        the list is not stored}. Lists with a write still being committed are left out (checked later)."""
+        found: dict[str, int | None] = {}
+        for list_id in list_ids:
+            lock = self._locks.setdefault(list_id, asyncio.Lock())
+            async with lock:
+                if self._committing.get(list_id):
+                    continue
+                self._forget(list_id)
+                if not await self._exists(list_id):
+                    found[list_id] = None
+                    continue
+                await self._load(list_id)
+                found[list_id] = self._digests[list_id][0]
+        return found
+
+    async def get_state(self, key: str) -> str | None:
+        """Return a value this node saved about itself (e.g. that it is leaving), or None."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute("SELECT value FROM node_state WHERE key = %s", (key,))
+            row = await cursor.fetchone()
+            return str(row[0]) if row else None
+
+    async def set_state(self, key: str, value: str | None) -> None:
+        """Save (or with None, forget) a value about this node, durably."""
+        async with self._pool.connection() as connection:
+            if value is None:
+                await connection.execute("DELETE FROM node_state WHERE key = %s", (key,))
+            else:
+                await connection.execute(
+                    "INSERT INTO node_state (key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (key, value),
+                )
+
+    async def _exists(self, list_id: str) -> bool:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute("SELECT 1 FROM lists WHERE list_id = %s", (list_id,))
+            return await cursor.fetchone() is not None
+
+    async def list_ids_after(self, after: str, limit: int) -> list[str]:
+        """Return up to `limit` stored list ids greater than `after`, in order (the scrub walks these)."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT list_id FROM lists WHERE list_id > %s ORDER BY list_id LIMIT %s", (after, limit)
+            )
+            return [row[0] for row in await cursor.fetchall()]
+
+    def _advance_digest(
+        self, list_id: str, header: bytes, before: dict[str, bytes | None], after: dict[str, bytes | None]
+    ) -> int:
+        """Update the cached digest of `list_id` from the records a merge rewrote; return it."""
+        digest, header_hash = self._digests[list_id]
+        new_header_hash = part_hash(header)
+        digest ^= header_hash ^ new_header_hash
+        for key, old in before.items():
+            new = after.get(key)
+            if old != new:
+                digest ^= (part_hash(old) if old is not None else 0) ^ (
+                    part_hash(new) if new is not None else 0
+                )
+        self._digests[list_id] = (digest, new_header_hash)
+        return digest
+
+    def _report(self, list_id: str, digest: int | None) -> None:
+        if self.on_change is not None:
+            self.on_change(list_id, digest)
+
+    def _forget(self, list_id: str) -> None:
+        self._cache.pop(list_id, None)
+        self._digests.pop(list_id, None)
 
     async def read(self, list_id: str) -> ShoppingList:
         """Return a copy of the stored list (empty if this node has none)."""
@@ -130,17 +265,21 @@ class Storage:
             self._cache.move_to_end(list_id)
             return cached
         async with self._pool.connection() as connection:
-            cursor = await connection.execute("SELECT header FROM lists WHERE list_id = %s", (list_id,))
-            row = await cursor.fetchone()
-            if row is None:
-                loaded = ShoppingList(new_replica_id())
-            else:
-                cursor = await connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,))
-                records = [bytes(item[0]) for item in await cursor.fetchall()]
-                loaded = ShoppingList.from_parts(bytes(row[0]), records)
+            # One statement, so the header and the item records come from one snapshot.
+            cursor = await connection.execute(LOAD_LIST, {"list_id": list_id}, prepare=True)
+            rows = await cursor.fetchall()
+        found = [bytes(header) for header, _ in rows if header is not None]
+        if not found:
+            loaded = ShoppingList(new_replica_id())
+            header, records = loaded.header_bytes(), []
+        else:
+            header, records = found[0], [bytes(record) for _, record in rows if record is not None]
+            loaded = ShoppingList.from_parts(header, records)
         self._cache[list_id] = loaded
+        self._digests[list_id] = (list_digest(header, records), part_hash(header))
         while len(self._cache) > CACHE_LISTS:
-            self._cache.popitem(last=False)
+            evicted, _ = self._cache.popitem(last=False)
+            self._digests.pop(evicted, None)
         return loaded
 
     async def _commit(self, job: _Job) -> None:
@@ -170,13 +309,22 @@ class Storage:
         headers: dict[str, bytes] = {}
         items: dict[tuple[str, str], bytes | None] = {}
         hints = []
+        deletes_lists: list[str] = []
         for job in batch:
             if job.hint:
                 hints.append(job.hint)
                 continue
+            if job.delete:
+                deletes_lists.append(job.list_id)
+                headers.pop(job.list_id, None)
+                items = {key: record for key, record in items.items() if key[0] != job.list_id}
+                continue
             headers[job.list_id] = job.header
             for key, record in job.items.items():
                 items[(job.list_id, key)] = record
+        if deletes_lists:  # handoff drops are rare: the plain transaction keeps their order simple
+            await self._write_with_drops(headers, items, hints, deletes_lists)
+            return
         upserts = [(list_id, key, record) for (list_id, key), record in items.items() if record is not None]
         deletes = [(list_id, key) for (list_id, key), record in items.items() if record is None]
         parameters = {
@@ -193,3 +341,40 @@ class Storage:
         }
         async with self._pool.connection() as connection:
             await connection.execute(WRITE_BATCH, parameters, prepare=True)
+
+    async def _write_with_drops(
+        self,
+        headers: dict[str, bytes],
+        items: dict[tuple[str, str], bytes | None],
+        hints: list[tuple[str, str, bytes]],
+        deletes_lists: list[str],
+    ) -> None:
+        """Write a batch that also drops whole lists, as one transaction of several statements."""
+        async with (
+            self._pool.connection() as connection,
+            connection.transaction(),
+            connection.cursor() as cur,
+        ):
+            if headers:
+                await cur.executemany(
+                    "INSERT INTO lists (list_id, header) VALUES (%s, %s) "
+                    "ON CONFLICT (list_id) DO UPDATE SET header = EXCLUDED.header",
+                    list(headers.items()),
+                )
+            upserts = [
+                (list_id, key, record) for (list_id, key), record in items.items() if record is not None
+            ]
+            deletes = [(list_id, key) for (list_id, key), record in items.items() if record is None]
+            if upserts:
+                await cur.executemany(
+                    "INSERT INTO items (list_id, key, record) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (list_id, key) DO UPDATE SET record = EXCLUDED.record",
+                    upserts,
+                )
+            if deletes:
+                await cur.executemany("DELETE FROM items WHERE list_id = %s AND key = %s", deletes)
+            if deletes_lists:
+                await cur.execute("DELETE FROM items WHERE list_id = ANY(%s)", (deletes_lists,))
+                await cur.execute("DELETE FROM lists WHERE list_id = ANY(%s)", (deletes_lists,))
+            if hints:
+                await cur.executemany("INSERT INTO hints (target, list_id, body) VALUES (%s, %s, %s)", hints)

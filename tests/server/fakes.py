@@ -1,5 +1,6 @@
 """An in-memory cluster of node cores for deterministic tests: a network that can drop, duplicate and
-cut, and a store per node, with no sockets and no clock."""
+cut, and a store per node, with no sockets and no clock; and in-memory replicas that run anti-entropy
+exchanges through the real codec (also used by bench/antientropy_bench.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import random
 from dataclasses import dataclass, field
 
 from crdt import ShoppingList
-from protocol.messages import Kind, Message, reply
+from protocol.messages import Kind, Message, encode, reply
+from server.anti_entropy import (
+    Action,
+    AntiEntropy,
+    AskDigest,
+    ExchangeState,
+    Finished,
+    Mode,
+    Repair,
+    answer_digest,
+)
 from server.membership import Evidence, MemberRecord, Membership
+from server.merkle import DigestTree, list_digest
 from server.node_core import Config, Effect, NodeCore, Publish, Respond
-from server.ring import build_ring
+from server.ring import DEFAULT_PARTITIONS, build_ring
 
 
 @dataclass
@@ -111,3 +123,135 @@ class FakeNetwork:
             copies = 2 if self.random.random() < self.duplicate else 1
             for _ in range(copies):
                 self.queue += [(sender, e) for e in core.on_reply(self.now, effect.node, answer)]
+
+
+@dataclass
+class MemoryReplica:
+    """One node's lists and digest tree in memory, as the storage shell keeps them, for anti-entropy."""
+
+    name: str
+    tree: DigestTree
+    lists: dict[str, ShoppingList] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, name: str, partitions: int = DEFAULT_PARTITIONS) -> MemoryReplica:
+        """Return a replica holding no lists."""
+        return cls(name, DigestTree(partitions))
+
+    def write(self, list_id: str, delta: ShoppingList) -> None:
+        """Merge `delta` into `list_id` and update the tree (what a storage commit reports)."""
+        current = self.lists.setdefault(list_id, ShoppingList(f"{self.name}-store"))
+        current.merge(delta)
+        self.tree.update(list_id, digest_of(current))
+
+    def edit_behind_its_back(self, list_id: str, state: ShoppingList | None) -> None:
+        """Replace or delete a list without telling the tree (then `rescan` as the scrub would)."""
+        if state is None:
+            self.lists.pop(list_id, None)
+        else:
+            self.lists[list_id] = state
+
+    def drop(self, list_id: str) -> None:
+        """Delete this replica's copy of `list_id` (after a handoff)."""
+        self.lists.pop(list_id, None)
+        self.tree.update(list_id, None)
+
+    def rescan(self) -> None:
+        """Rebuild the tree entries from the lists, as the scrub does from disk."""
+        for list_id in set(self.tree.list_ids()) | set(self.lists):
+            state = self.lists.get(list_id)
+            self.tree.update(list_id, digest_of(state) if state is not None else None)
+
+
+def digest_of(state: ShoppingList) -> int:
+    """Return the digest storage keeps for `state`."""
+    records = [state.item_bytes(key) for key in sorted(state.item_keys())]
+    return list_digest(state.header_bytes(), [record for record in records if record is not None])
+
+
+@dataclass
+class ExchangeCost:
+    """What one anti-entropy run between two replicas sent over the wire (encoded with the real codec)."""
+
+    messages: int = 0
+    bytes: int = 0
+    rounds: int = 0
+    repaired: int = 0
+    failed: int = 0
+    finished: list[Finished] = field(default_factory=list)
+
+
+def run_anti_entropy(
+    initiator: MemoryReplica,
+    responder: MemoryReplica,
+    modes: dict[int, Mode] | None = None,
+    *,
+    now: float = 0.0,
+    lose_every: int = 0,
+) -> ExchangeCost:
+    """Run one exchange from `initiator` with `responder` to the end and return its cost. With
+    `lose_every` = k, every k-th message is lost (its sender sees a failure)."""
+    engine = AntiEntropy(initiator.tree, repairs_per_second=1e9, burst=1e9)
+    if modes is None:
+        held = set(initiator.tree.held_partitions()) | set(responder.tree.held_partitions())
+        modes = {partition: Mode.TWO_WAY for partition in held or {0}}
+    cost = ExchangeCost()
+    actions: list[Action] = engine.tick(now, {responder.name: modes})
+    sent = 0
+
+    def lost() -> bool:
+        nonlocal sent
+        sent += 1
+        return bool(lose_every) and sent % lose_every == 0
+
+    while actions:
+        cost.rounds += 1
+        following: list[Action] = []
+        for action in actions:
+            if isinstance(action, AskDigest):
+                ask = Message(Kind.DIGEST, "d", {"nodes": action.nodes})
+                cost.messages += 1
+                cost.bytes += _wire_size(ask)
+                if lost():
+                    following += engine.on_ask_failed(now, action.exchange)
+                    continue
+                answer = Message(Kind.DIGEST_REPLY, "d", answer_digest(responder.tree, action.nodes))
+                cost.messages += 1
+                cost.bytes += _wire_size(answer)
+                following += engine.on_reply(now, action.exchange, answer.fields)
+            else:
+                changed = _repair(initiator, responder, action, cost)
+                ok = not lost()
+                following += engine.on_repaired(now, action.exchange, action.list_id, ok=ok, changed=changed)
+        actions = following
+    finished = engine.take_finished()
+    cost.finished = finished
+    cost.repaired = sum(item.lists_repaired for item in finished)
+    cost.failed = sum(1 for item in finished if item.state is not ExchangeState.DONE)
+    return cost
+
+
+def _repair(initiator: MemoryReplica, responder: MemoryReplica, repair: Repair, cost: ExchangeCost) -> int:
+    changed = 0
+    if repair.pull:
+        theirs = responder.lists.get(repair.list_id, ShoppingList("empty"))
+        fetch = Message(Kind.FETCH, "f", {"list": repair.list_id})
+        state = Message(Kind.STATE, "f", {}, theirs.to_bytes())
+        cost.messages += 2
+        cost.bytes += _wire_size(fetch) + _wire_size(state)
+        before = initiator.tree.digest(repair.list_id)
+        initiator.write(repair.list_id, ShoppingList.from_bytes(state.body))
+        changed += initiator.tree.digest(repair.list_id) != before
+    if repair.push:
+        mine = initiator.lists.get(repair.list_id, ShoppingList("empty"))
+        push = Message(Kind.REPLICATE, "a", {"list": repair.list_id}, mine.to_bytes())
+        cost.messages += 2
+        cost.bytes += _wire_size(push) + _wire_size(Message(Kind.OK, "a"))
+        before = responder.tree.digest(repair.list_id)
+        responder.write(repair.list_id, ShoppingList.from_bytes(push.body))
+        changed += responder.tree.digest(repair.list_id) != before
+    return changed
+
+
+def _wire_size(message: Message) -> int:
+    return sum(len(frame) for frame in encode(message))

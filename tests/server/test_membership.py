@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.membership import Evidence, Liveness, MemberRecord, Membership, merge_tables, next_liveness
+from server.membership import (
+    Evidence,
+    Liveness,
+    MemberRecord,
+    Membership,
+    merge_tables,
+    next_liveness,
+    table_from_wire,
+)
 
 RECORDS = st.builds(
     MemberRecord,
@@ -94,3 +103,23 @@ def test_reincarnating_raises_our_own_incarnation_and_never_lowers_it() -> None:
     assert view.reincarnate(7).incarnation == 7
     assert view.reincarnate(5).incarnation == 7
     assert view.table["n1"].incarnation == 7
+
+
+def test_a_leaving_member_is_gossiped_as_leaving_and_left_out_of_the_ring() -> None:
+    leaver = Membership(_record("n2"), 0.0)
+    leaver.leave()
+    leaver.tick(0.1)
+    wire = leaver.wire_table()
+    assert table_from_wire(wire)["n2"].leaving
+    view = Membership(_record("n1"), 0.0)
+    view.on_gossip(0.0, {"n2": _record("n2"), "n3": _record("n3")})
+    assert view.ring_members() == ["n1", "n2", "n3"]
+    view.on_gossip(0.2, table_from_wire(wire))
+    assert view.ring_members() == ["n1", "n3"]
+    assert view.members() == ["n1", "n2", "n3"]  # still known, still watched
+
+
+def test_a_record_without_the_leaving_field_still_decodes() -> None:
+    assert not MemberRecord.from_wire(["n1", "tcp://a:1", "tcp://a:2", 1, 0]).leaving
+    with pytest.raises(ValueError):
+        MemberRecord.from_wire(["n1", "tcp://a:1", "tcp://a:2", 1, 0, "yes"])

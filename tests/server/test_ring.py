@@ -65,3 +65,11 @@ def test_preference_lists_are_the_first_distinct_successors_and_iteration_agrees
     assert ring.preference_list(key, replicas) == successors[:replicas]
     assert list(ring.iter_successors(key)) == successors
     assert ring.successors_from(ring.partition_of(key)) == tuple(successors)
+
+
+@given(st.sets(st.text(alphabet="abcdef", min_size=1, max_size=3), min_size=1, max_size=8), st.integers(1, 4))
+def test_a_partitions_owners_are_the_preference_list_of_its_keys(nodes: set[str], replicas: int) -> None:
+    ring = build_ring(nodes, 64)
+    for key in ["groceries", "hardware", "x", "list-7", "z9"]:
+        partition = ring.partition_of(key)
+        assert ring.partition_preference_list(partition, replicas) == ring.preference_list(key, replicas)
