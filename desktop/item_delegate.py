@@ -3,13 +3,14 @@ each letting the window's undo and redo keys through."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSize
 from PySide6.QtWidgets import QLineEdit, QSpinBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from desktop.items_model import COLUMNS, QUANTITY_COLUMNS
 from desktop.shortcuts import WindowKeysFirst
 
 MAX_QUANTITY = 1_000_000
+ROW_PADDING = 5  # above and below the text of each row
 
 
 class ItemEditorDelegate(QStyledItemDelegate):
@@ -32,3 +33,7 @@ class ItemEditorDelegate(QStyledItemDelegate):
         editor.setAccessibleName(f"Edit {COLUMNS[index.column()].lower()}")
         editor.installEventFilter(self._keys_first)
         return editor
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(size.width(), max(size.height(), option.fontMetrics.height() + 2 * ROW_PADDING))

@@ -207,6 +207,8 @@ class ItemsModel(QAbstractItemModel):
             return font
         if role == Qt.ItemDataRole.ForegroundRole and done:
             return QApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if role == Qt.ItemDataRole.ForegroundRole and column == CATEGORY:  # the group says it already
+            return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
         if role == ITEM_ROLE:
             return item
         if role == GROUP_ROLE:

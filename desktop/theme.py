@@ -6,7 +6,7 @@ import os
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleOption, QWidget
 
 THEME_ENV = "SHOPLIST_THEME"  # "light" or "dark" overrides the system's choice
 ACCENT = QColor("#2e7d5b")  # the green of the app icon
@@ -25,13 +25,17 @@ _LIGHT = {
     QPalette.ColorRole.Highlight: "#2e7d5b",
     QPalette.ColorRole.HighlightedText: "#ffffff",
     QPalette.ColorRole.Link: "#1f6a4a",
+    QPalette.ColorRole.Light: "#ffffff",
+    QPalette.ColorRole.Midlight: "#e3e6e4",
     QPalette.ColorRole.Mid: "#c9cecb",
+    QPalette.ColorRole.Dark: "#a9b0ac",
+    QPalette.ColorRole.Shadow: "#7d8581",
 }
 
 _DARK = {
     QPalette.ColorRole.Window: "#1f2322",
     QPalette.ColorRole.WindowText: "#e4e8e6",
-    QPalette.ColorRole.Base: "#272c2a",
+    QPalette.ColorRole.Base: "#292f2d",
     QPalette.ColorRole.AlternateBase: "#2c3230",
     QPalette.ColorRole.Text: "#e4e8e6",
     QPalette.ColorRole.Button: "#2e3432",
@@ -42,10 +46,25 @@ _DARK = {
     QPalette.ColorRole.Highlight: "#3f9b73",
     QPalette.ColorRole.HighlightedText: "#ffffff",
     QPalette.ColorRole.Link: "#7fd1ab",
-    QPalette.ColorRole.Mid: "#3a413e",
+    QPalette.ColorRole.Light: "#4a524f",
+    QPalette.ColorRole.Midlight: "#3d4542",
+    QPalette.ColorRole.Mid: "#4f5854",
+    QPalette.ColorRole.Dark: "#5d6763",
+    QPalette.ColorRole.Shadow: "#121514",
 }
 
 _DISABLED_TEXT = {"light": "#9aa29e", "dark": "#6f7874"}
+
+
+class ShoplistStyle(QProxyStyle):
+    """Fusion with roomier text margins in item views, so adjacent columns never run together."""
+
+    def pixelMetric(
+        self, metric: QStyle.PixelMetric, option: QStyleOption | None = None, widget: QWidget | None = None
+    ) -> int:
+        if metric == QStyle.PixelMetric.PM_FocusFrameHMargin:
+            return 6
+        return super().pixelMetric(metric, option, widget)
 
 
 def wanted_scheme() -> str:
@@ -60,7 +79,7 @@ def wanted_scheme() -> str:
 def apply_theme(app: QApplication, scheme: str | None = None) -> str:
     """Give `app` the Fusion style with the palette of `scheme` (default: `wanted_scheme()`); return it."""
     chosen = scheme or wanted_scheme()
-    app.setStyle("Fusion")
+    app.setStyle(ShoplistStyle("Fusion"))
     palette = QPalette()
     for role, colour in (_DARK if chosen == "dark" else _LIGHT).items():
         palette.setColor(role, QColor(colour))
