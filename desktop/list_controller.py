@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
@@ -36,7 +36,7 @@ FIRST_LIST_TITLE = "Shopping"  # made by a quick add in a home with no list yet
 
 
 class ListController(QObject):
-    """The window's logic over one home. `state` is "opening", "ready" or "failed"."""
+    """The window's logic over one home. `state` is "opening", "ready", "failed" or "closed"."""
 
     ready = Signal()
     failed = Signal(str)
@@ -82,7 +82,11 @@ class ListController(QObject):
 
     def close(self) -> None:
         """Stop refreshing and close the store once the edits already asked for are done."""
+        self.state = "closed"
         self._sync_timer.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        self._pending.clear()
         self.session.close()
 
     async def _open(self) -> None:
@@ -413,7 +417,10 @@ class ListController(QObject):
                 self._history.append(name)
         self.history_changed.emit(self.history())
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        if self.state == "closed":
+            coroutine.close()
+            return
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, QStringListModel, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, QStringListModel, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QFont, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
     def __init__(self, controller: ListController) -> None:
         super().__init__()
         self.controller = controller
+        controller.setParent(self)  # its models and undo stack go with the window
         self.keys_first = WindowKeysFirst(self)
         self.new_list_dialog: QInputDialog | None = None
         self.rename_dialog: QInputDialog | None = None
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_geometry()
         self._show_page()
+        self.quick_add.setFocus()  # typing starts at once, even while the store opens
 
     # ----- building --------------------------------------------------------------------------------
 
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
             QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         header = self.items_view.header()
+        header.setAccessibleName("Item columns")
         header.setStretchLastSection(True)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(NOTE, QHeaderView.ResizeMode.Stretch)
@@ -263,12 +266,9 @@ class MainWindow(QMainWindow):
         action("remove_item", "Re&move item", self.remove_selected, edit_menu, (self.items_view,))
         action("sync_now", "Sync &now", c.sync_now, sync_menu)
         action("help", "&Keyboard shortcuts", self.show_help, help_menu)
-        c.undo_stack.canUndoChanged.connect(self.actions_by_name["undo"].setEnabled)
-        c.undo_stack.canRedoChanged.connect(self.actions_by_name["redo"].setEnabled)
+        # Undo and redo stay enabled: pressed while the store opens, they wait in the queue like any key.
         c.undo_stack.undoTextChanged.connect(lambda text: self._label_step("undo", "&Undo", text))
         c.undo_stack.redoTextChanged.connect(lambda text: self._label_step("redo", "&Redo", text))
-        self.actions_by_name["undo"].setEnabled(False)
-        self.actions_by_name["redo"].setEnabled(False)
 
     def _connect(self) -> None:
         c = self.controller
@@ -513,11 +513,6 @@ class MainWindow(QMainWindow):
         settings.sync()
         self.controller.close()
         super().closeEvent(event)
-
-    def showEvent(self, event: Any) -> None:
-        super().showEvent(event)
-        if not self.quick_add.hasFocus() and self.controller.state == "opening":
-            QTimer.singleShot(0, self.quick_add.setFocus)
 
 
 def _scaled_font(base: QFont, factor: float, bold: bool = False) -> QFont:

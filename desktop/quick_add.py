@@ -55,7 +55,7 @@ def parse_quick_add(text: str) -> QuickAdd | None:
     of that size (unit "1.5 kg"). A name typed all in lower case gets a capital first letter.
     """
     words = _split_glued_units(text.split())
-    if not words:
+    if not words or _is_quantity_alone(words):
         return None
     parsed = _leading_quantity(words) or _trailing_quantity(words) or (words, "1", "")
     name_words, number, unit = parsed
@@ -68,6 +68,13 @@ def parse_quick_add(text: str) -> QuickAdd | None:
     if name == name.lower():
         name = name[0].upper() + name[1:]
     return QuickAdd(name, needed, unit)
+
+
+def _is_quantity_alone(words: list[str]) -> bool:
+    """Return whether the words are a number alone ("6", "x6") or a number and a unit ("2 kg")."""
+    if _COUNT.match(words[0]) is None:
+        return False
+    return len(words) == 1 or (len(words) == 2 and words[1].casefold() in UNITS)
 
 
 def _split_glued_units(words: list[str]) -> list[str]:

@@ -138,6 +138,8 @@ class StoreSession(QObject):
                     if changed and not self._stopping.is_set():
                         loop.call_soon_threadsafe(self.changed.emit, changed)
             except psycopg.Error as error:
+                if self._stopping.is_set():
+                    return
                 log.warning("lost the store's change notifications (%s); reconnecting", _first_line(error))
                 self._stopping.wait(RECONNECT_SECONDS)
             finally:
