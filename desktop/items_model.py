@@ -22,6 +22,9 @@ GROUP_ROLE = Qt.ItemDataRole.UserRole + 2  # True on a group row
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = 0  # internalId of a group row; an item row's is its group's row + 1
+_GROUP_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_NAME_FLAGS = _GROUP_FLAGS | Qt.ItemFlag.ItemIsUserCheckable
+_CELL_FLAGS = _GROUP_FLAGS | Qt.ItemFlag.ItemIsEditable
 
 
 def is_done(item: ItemView) -> bool:
@@ -163,12 +166,9 @@ class ItemsModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if index.internalId() == _ROOT:
-            return base
-        if index.column() == NAME:
-            return base | Qt.ItemFlag.ItemIsUserCheckable
-        return base | Qt.ItemFlag.ItemIsEditable
+            return _GROUP_FLAGS
+        return _NAME_FLAGS if index.column() == NAME else _CELL_FLAGS
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

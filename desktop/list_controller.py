@@ -20,6 +20,7 @@ from desktop.quick_add import parse_quick_add
 from desktop.store_session import EVERYTHING, StoreSession
 from desktop.sync_display import OPENING, describe_sync
 from desktop.undo_commands import EditCommand
+from desktop.view_cache import ViewCache
 from sync_service.errors import ListNotFoundError, ShoplistError
 from sync_service.home import Home
 from sync_service.share_code import share_code
@@ -64,6 +65,7 @@ class ListController(QObject):
         self._refreshing: set[str] = set()
         self._dirty: set[str] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._views = ViewCache()  # used on the store thread only
         stored = settings.value(HISTORY_KEY, []) or []
         self._history: list[str] = [str(name) for name in (stored if isinstance(stored, list) else [stored])]
         self._sync_timer = QTimer(self)
@@ -327,7 +329,7 @@ class ListController(QObject):
             self.items_refreshed.emit()
             return
         try:
-            view = await self.session.call(lambda store: store.view(list_id))
+            view = await self.session.call(lambda store: self._views.view(store, list_id))
         except ListNotFoundError:  # deleted elsewhere
             await self._refresh_lists()
             if list_id == self.current_id:

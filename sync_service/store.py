@@ -192,6 +192,25 @@ class Store:
             raise ListNotFoundError(f"no list with id {list_id}")
         return self._decode(list_id, row[0], row[1])
 
+    def parts(self, list_id: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """Return the list's header and every item row as (key, record), from one snapshot, undecoded:
+        for readers that keep what they decoded before and decode only the records that changed.
+        Raises ListNotFoundError."""
+        row = self._connection.execute(
+            "SELECT header, ARRAY(SELECT key FROM items WHERE list_id = lists.id ORDER BY key),"
+            " ARRAY(SELECT record FROM items WHERE list_id = lists.id ORDER BY key)"
+            " FROM lists WHERE id = %s",
+            (list_id,),
+        ).fetchone()
+        if row is None:
+            raise ListNotFoundError(f"no list with id {list_id}")
+        return bytes(row[0]), [(key, bytes(record)) for key, record in zip(row[1], row[2], strict=True)]
+
+    def decode_parts(self, list_id: str, header: bytes, records: Sequence[bytes]) -> ShoppingList:
+        """Return the (partial) list made of `header` and `records`, as `parts` returned them.
+        Raises CorruptStateError."""
+        return self._decode(list_id, header, records)
+
     def item(self, list_id: str, name: str) -> ItemView | None:
         """Return the present item called `name` (any case or spacing), or None; reads one item row.
         Raises ListNotFoundError, CorruptStateError, UsageError on a bad name."""
