@@ -17,9 +17,12 @@ DETAILS = ("category", "unit", "note")
 
 
 class Edit:
-    """One undoable edit of a list. `do` runs first and again on redo; `undo` reverses it."""
+    """One undoable edit of a list. `do` runs first and again on redo; `undo` reverses it. An item edit
+    leaves in `outcome` the item's key and what it is after the last `do` or `undo` (None once gone), so
+    a window can show it before it reads the whole list again."""
 
     list_id: str
+    outcome: tuple[str, ItemView | None] | None = None
 
     def describe(self) -> str:
         """Return what the edit does, for the Edit menu ("Undo add Eggs")."""
@@ -51,7 +54,8 @@ class AddItem(Edit):
         before = store.item(self.list_id, self.name)
         self.created = before is None
         self.details_before = _details_of(before) if before else {}
-        store.add_item(self.list_id, self.name, self.needed, self.acquired, **self.details)
+        after = store.add_item(self.list_id, self.name, self.needed, self.acquired, **self.details)
+        self.outcome = (self.name, after)
 
     def undo(self, store: Store) -> None:
         current = store.item(self.list_id, self.name)
@@ -61,9 +65,10 @@ class AddItem(Edit):
         acquired = max(current.acquired - self.acquired, 0)
         if self.created and needed == 0 and acquired == 0:
             store.remove_item(self.list_id, self.name)
+            self.outcome = (self.name, None)
             return
         restored = {name: self.details_before.get(name, "") for name in self.details}
-        store.set_item(self.list_id, self.name, needed, acquired, **restored)
+        self.outcome = (self.name, store.set_item(self.list_id, self.name, needed, acquired, **restored))
 
 
 @dataclass
@@ -85,6 +90,7 @@ class ChangeItem(Edit):
     def do(self, store: Store) -> None:
         self.before = before = store.item(self.list_id, self.name)
         after = store.set_item(self.list_id, self.name, self.needed, self.acquired, **self.details)
+        self.outcome = (self.name, after)
         self.moved = {
             "needed": after.needed - (before.needed if before else 0),
             "acquired": after.acquired - (before.acquired if before else 0),
@@ -96,14 +102,18 @@ class ChangeItem(Edit):
             return
         if self.before is None:  # the change created the item: take it away again
             store.remove_item(self.list_id, self.name)
+            self.outcome = (self.name, None)
             return
         old = _details_of(self.before)
-        store.set_item(
-            self.list_id,
+        self.outcome = (
             self.name,
-            max(current.needed - self.moved["needed"], 0),
-            max(current.acquired - self.moved["acquired"], 0),
-            **{name: old[name] for name in self.details},
+            store.set_item(
+                self.list_id,
+                self.name,
+                max(current.needed - self.moved["needed"], 0),
+                max(current.acquired - self.moved["acquired"], 0),
+                **{name: old[name] for name in self.details},
+            ),
         )
 
 
@@ -140,12 +150,14 @@ class RemoveItem(Edit):
         self.before = store.item(self.list_id, self.name)
         if self.before is not None:
             store.remove_item(self.list_id, self.name)
+            self.outcome = (self.name, None)
 
     def undo(self, store: Store) -> None:
         if self.before is None:
             return
         item = self.before
-        store.set_item(self.list_id, item.name, item.needed, item.acquired, **_details_of(item))
+        after = store.set_item(self.list_id, item.name, item.needed, item.acquired, **_details_of(item))
+        self.outcome = (self.name, after)
 
 
 @dataclass

@@ -3,6 +3,7 @@ got (acquired all that is needed) last, each group by name; in-place edits are a
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ ITEM_ROLE = Qt.ItemDataRole.UserRole + 1  # the ItemView of an item row (None on
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 2  # True on a group row
 
 Index = QModelIndex | QPersistentModelIndex
+_NO_PARENT = QModelIndex()
 _ROOT = 0  # internalId of a group row; an item row's is its group's row + 1
 _GROUP_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _NAME_FLAGS = _GROUP_FLAGS | Qt.ItemFlag.ItemIsUserCheckable
@@ -53,8 +55,12 @@ def _group(items: list[ItemView]) -> list[_Group]:
         groups.setdefault(key, _Group(item.category)).items.append(item)
     for group in groups.values():
         group.items.sort(key=_sort_key)
-    # Named categories alphabetically; uncategorised items last, under "Other".
-    return sorted(groups.values(), key=lambda group: (not group.category, group.category.casefold()))
+    return sorted(groups.values(), key=_group_key)
+
+
+def _group_key(group: _Group) -> tuple[bool, str]:
+    """Named categories alphabetically; uncategorised items last, under "Other"."""
+    return (not group.category, group.category.casefold())
 
 
 class ItemsModel(QAbstractItemModel):
@@ -88,6 +94,68 @@ class ItemsModel(QAbstractItemModel):
         self.beginResetModel()
         self._groups = groups
         self.endResetModel()
+
+    def show_item(self, name: str, item: ItemView | None) -> None:
+        """Show one item as it now is (None: gone), ahead of the next full refresh: rows are moved,
+        inserted or removed one at a time, so this costs little even in a list of 5,000."""
+        wanted = " ".join(name.split()).casefold()
+        found = self._locate(wanted)
+        if found is not None:
+            group_row, row = found
+            group = self._groups[group_row]
+            if item is not None and item.category.casefold() == group.category.casefold():
+                rest = group.items[:row] + group.items[row + 1 :]
+                if bisect.bisect_left(rest, _sort_key(item), key=_sort_key) == row:
+                    group.items[row] = item  # stays where it is
+                    parent = self.index(group_row, 0)
+                    self.dataChanged.emit(
+                        self.index(row, 0, parent), self.index(row, len(COLUMNS) - 1, parent)
+                    )
+                    return
+            self._remove_row(group_row, row)
+        if item is not None:
+            self._insert_row(item)
+
+    def _locate(self, key: str) -> tuple[int, int] | None:
+        for group_row, group in enumerate(self._groups):
+            for row, known in enumerate(group.items):
+                if known.name.casefold() == key:
+                    return group_row, row
+        return None
+
+    def _remove_row(self, group_row: int, row: int) -> None:
+        group = self._groups[group_row]
+        if len(group.items) == 1:
+            self.beginRemoveRows(QModelIndex(), group_row, group_row)
+            del self._groups[group_row]
+            self.endRemoveRows()
+            return
+        self.beginRemoveRows(self.index(group_row, 0), row, row)
+        del group.items[row]
+        self.endRemoveRows()
+        self._group_changed(group_row)
+
+    def _insert_row(self, item: ItemView) -> None:
+        folded = item.category.casefold()
+        group_row = next(
+            (number for number, group in enumerate(self._groups) if group.category.casefold() == folded), None
+        )
+        if group_row is None:
+            fresh = _Group(item.category, [item])
+            group_row = bisect.bisect_left(self._groups, _group_key(fresh), key=_group_key)
+            self.beginInsertRows(QModelIndex(), group_row, group_row)
+            self._groups.insert(group_row, fresh)
+            self.endInsertRows()
+            return
+        group = self._groups[group_row]
+        row = bisect.bisect_left(group.items, _sort_key(item), key=_sort_key)
+        self.beginInsertRows(self.index(group_row, 0), row, row)
+        group.items.insert(row, item)
+        self.endInsertRows()
+        self._group_changed(group_row)
+
+    def _group_changed(self, group_row: int) -> None:
+        self.dataChanged.emit(self.index(group_row, 0), self.index(group_row, len(COLUMNS) - 1))
 
     def _same_shape(self, groups: list[_Group]) -> bool:
         if len(groups) != len(self._groups):
@@ -129,7 +197,7 @@ class ItemsModel(QAbstractItemModel):
 
     # ----- the Qt model interface ------------------------------------------------------------------
 
-    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
+    def index(self, row: int, column: int, parent: Index = _NO_PARENT) -> QModelIndex:
         if column < 0 or column >= len(COLUMNS) or row < 0:
             return QModelIndex()
         if not parent.isValid():
@@ -141,19 +209,19 @@ class ItemsModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(row, column, group_row + 1)
 
-    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+    def parent(self, index: Index = _NO_PARENT) -> QModelIndex:  # type: ignore[override]
         if not index.isValid() or index.internalId() == _ROOT:
             return QModelIndex()
         return self.createIndex(index.internalId() - 1, 0, _ROOT)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
+    def rowCount(self, parent: Index = _NO_PARENT) -> int:
         if not parent.isValid():
             return len(self._groups)
         if parent.internalId() == _ROOT and parent.column() == 0:
             return len(self._groups[parent.row()].items)
         return 0
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
+    def columnCount(self, parent: Index = _NO_PARENT) -> int:
         return len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:

@@ -24,7 +24,7 @@ from desktop.view_cache import ViewCache
 from sync_service.errors import ListNotFoundError, ShoplistError
 from sync_service.home import Home
 from sync_service.share_code import share_code
-from sync_service.store import SYNC_REQUESTED, SYNC_STATUS_CHANGED, ListSummary, Store
+from sync_service.store import SYNC_REQUESTED, SYNC_STATUS_CHANGED, ListSummary, Store, open_store
 
 log = logging.getLogger("shoplist.desktop")
 
@@ -32,6 +32,7 @@ Action = Callable[[], Awaitable[Any]]
 HISTORY_KEY = "history/names"
 LAST_LIST_KEY = "lists/last"
 HISTORY_LIMIT = 500
+HISTORY_SCAN_ITEMS = 2000  # how many stored items the start-up scan for autocomplete names reads at most
 SYNC_POLL_MS = 3000  # a killed sync service sends no notification: look again this often
 FIRST_LIST_TITLE = "Shopping"  # made by a quick add in a home with no list yet
 
@@ -302,8 +303,18 @@ class ListController(QObject):
                 ):
                     self.undo_stack.undo()
             return
-        await self._refresh_lists()
         edit = command.edit
+        if edit.outcome is not None:
+            # An item edit: show its result at once; the whole list and the sidebar's counts follow.
+            if edit.list_id != self.current_id:
+                await self._show(edit.list_id)
+            else:
+                self.items_model.show_item(*edit.outcome)
+                self.items_refreshed.emit()
+            self._coalesce("lists", self._refresh_lists)
+            self._coalesce("current", self._refresh_current)
+            return
+        await self._refresh_lists()
         if self.lists_model.row_of(edit.list_id) >= 0:
             await self._show(edit.list_id, force=True)
         elif self.lists_model.row_of(self.current_id) < 0:
@@ -341,6 +352,7 @@ class ListController(QObject):
         self._set_title(view.title)
         self.items_model.set_items(view.items)
         self.items_refreshed.emit()
+        self._offer([item.name for item in view.items[:HISTORY_LIMIT]])
 
     async def _refresh_lists(self) -> None:
         self.lists_model.set_lists(await self.session.call(lambda store: store.lists()))
@@ -403,21 +415,36 @@ class ListController(QObject):
         self.history_changed.emit(self.history())
 
     async def _load_history(self) -> None:
-        """Offer every item name already in this home, after the ones added from this window."""
+        """Offer the item names already in this home, after the ones added from this window. Read on a
+        connection and thread of its own (so edits never wait behind it), smallest lists first, up to
+        HISTORY_SCAN_ITEMS items; the lists the window shows add theirs as they are shown."""
 
-        def names(store: Store) -> list[str]:
-            return [item.name for summary in store.lists() for item in store.view(summary.id).items]
+        def names() -> list[str]:
+            with open_store(self.home) as store:
+                found: list[str] = []
+                for summary in sorted(store.lists(), key=lambda summary: summary.items):
+                    if len(found) + summary.items > HISTORY_SCAN_ITEMS:
+                        break
+                    found += [item.name for item in store.view(summary.id).items]
+                return found
 
         try:
-            found = await self.session.call(names)
+            found = await asyncio.get_running_loop().run_in_executor(None, names)
         except ShoplistError:
             return  # autocomplete is a convenience; the store's trouble shows elsewhere
+        self._offer(found)
+
+    def _offer(self, names: list[str]) -> None:
+        """Add `names` to the end of the autocomplete history, skipping those it has."""
         seen = {name.casefold() for name in self._history}
-        for name in found:
+        fresh = []
+        for name in names:
             if name.casefold() not in seen:
                 seen.add(name.casefold())
-                self._history.append(name)
-        self.history_changed.emit(self.history())
+                fresh.append(name)
+        if fresh:
+            self._history += fresh
+            self.history_changed.emit(self.history())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         if self.state == "closed":

@@ -13,6 +13,7 @@ COUNT_ROLE = Qt.ItemDataRole.UserRole + 2
 SHARED_ROLE = Qt.ItemDataRole.UserRole + 3
 
 Index = QModelIndex | QPersistentModelIndex
+_NO_PARENT = QModelIndex()
 
 
 class ListsModel(QAbstractListModel):
@@ -46,7 +47,7 @@ class ListsModel(QAbstractListModel):
         """Return the row of the list with this id, or -1."""
         return next((row for row, summary in enumerate(self._lists) if summary.id == list_id), -1)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
+    def rowCount(self, parent: Index = _NO_PARENT) -> int:
         return 0 if parent.isValid() else len(self._lists)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -32,8 +32,9 @@ UNITS = {
 }
 
 _NUMBER = r"\d+(?:[.,]\d+)?"
-# "6", "6x", "x6", "×6": a count, optionally marked as a multiplier.
-_COUNT = re.compile(rf"^(?:[x×]\s*)?({_NUMBER})(?:\s*[x×])?$", re.IGNORECASE)
+_TIMES = "x\u00d7"  # x and the multiplication sign
+# "6", "6x", "x6", "\u00d76": a count, optionally marked as a multiplier.
+_COUNT = re.compile(rf"^(?:[{_TIMES}]\s*)?({_NUMBER})(?:\s*[{_TIMES}])?$", re.IGNORECASE)
 # "2kg" written without a space.
 _GLUED_UNIT = re.compile(rf"^({_NUMBER})([^\d\s.,]+)$")
 

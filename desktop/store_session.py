@@ -107,10 +107,8 @@ class StoreSession(QObject):
 
     def _close_store(self) -> None:
         if self._store is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):  # the server may already have gone away
                 self._store.close()
-            except psycopg.Error:
-                pass  # closing a connection to a server that already went away
             self._store = None
 
     # ----- on the listener thread ----------------------------------------------------------------------

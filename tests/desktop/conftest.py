@@ -44,7 +44,10 @@ def home_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def open_window(
-    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, postgres_database: str, home_path: Path,
+    qtbot: QtBot,
+    qt_loop: asyncio.AbstractEventLoop,
+    postgres_database: str,
+    home_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> OpenWindow:
     """Open a window on the home (its store on a fresh database of the session's server); by default

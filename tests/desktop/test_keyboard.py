@@ -37,6 +37,7 @@ def groceries(open_window: OpenWindow, store: Store, qtbot: QtBot):  # type: ign
 
 def type_into_dialog(qtbot: QtBot, dialog, text: str) -> None:  # type: ignore[no-untyped-def]
     """Type `text` and Enter into `dialog` once it has the focus, as a person would."""
+
     def focused() -> bool:
         widget = QApplication.focusWidget()
         return dialog.isVisible() and widget is not None and widget.window() is dialog
@@ -166,7 +167,9 @@ def test_ctrl_z_in_the_filter_field_and_items_view_undoes_too(groceries, qtbot: 
     qtbot.waitUntil(lambda: "Bread" not in items_of(window))
 
 
-def test_ctrl_shift_s_shows_the_share_code_and_marks_the_list_shared(groceries, qtbot: QtBot, cli: Cli) -> None:
+def test_ctrl_shift_s_shows_the_share_code_and_marks_the_list_shared(
+    groceries, qtbot: QtBot, cli: Cli
+) -> None:
     window = groceries
     qtbot.keyClick(window.items_view, Qt.Key.Key_S, CTRL_SHIFT)
     qtbot.waitUntil(lambda: window.share_dialog is not None and window.share_dialog.isVisible())

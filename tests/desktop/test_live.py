@@ -168,7 +168,9 @@ def test_the_window_remembers_its_geometry_and_last_list(
     assert again.lists_view.currentIndex().data() == "Hardware"
 
 
-def test_autocomplete_offers_this_homes_item_names(open_window: OpenWindow, qtbot: QtBot, store: Store) -> None:
+def test_autocomplete_offers_this_homes_item_names(
+    open_window: OpenWindow, qtbot: QtBot, store: Store
+) -> None:
     first = store.create("Groceries").id
     store.add_item(first, "Greek yogurt")
     second = store.create("Party").id

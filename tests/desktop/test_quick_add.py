@@ -19,7 +19,7 @@ from desktop.quick_add import QuickAdd, parse_quick_add
         ("  Milk  ", QuickAdd("Milk", 1)),
         ("Eggs x6", QuickAdd("Eggs", 6)),
         ("6x eggs", QuickAdd("Eggs", 6)),
-        ("Eggs ×12", QuickAdd("Eggs", 12)),
+        ("Eggs \u00d712", QuickAdd("Eggs", 12)),
         ("2 bags of rice", QuickAdd("Rice", 2, "bag")),
         ("3 bottles olive oil", QuickAdd("Olive oil", 3, "bottle")),
         ("Olive oil 2 bottles", QuickAdd("Olive oil", 2, "bottle")),

@@ -87,7 +87,9 @@ def test_undo_and_redo_of_an_in_place_quantity_and_detail_change(
     window.controller.change_item("Milk", {"needed": 5})
     window.controller.change_item("Milk", {"unit": "bottle", "note": "oat"})
     window.controller.change_item("Milk", {"category": "Drinks"})
-    qtbot.waitUntil(lambda: settled(window) and window.controller.items_model.find("Milk").category == "Drinks")
+    qtbot.waitUntil(
+        lambda: settled(window) and window.controller.items_model.find("Milk").category == "Drinks"
+    )
     milk = store.item(list_id, "Milk")
     assert (milk.needed, milk.unit, milk.note, milk.category) == (5, "bottle", "oat", "Drinks")
     undo(qtbot, window)
@@ -104,7 +106,9 @@ def test_undo_and_redo_of_an_in_place_quantity_and_detail_change(
     assert (milk.needed, milk.unit, milk.note, milk.category) == (5, "bottle", "oat", "Dairy")
 
 
-def test_editing_a_cell_asks_for_the_change_through_the_model(window: MainWindow, qtbot: QtBot, store: Store) -> None:
+def test_editing_a_cell_asks_for_the_change_through_the_model(
+    window: MainWindow, qtbot: QtBot, store: Store
+) -> None:
     model = window.controller.items_model
     index = model.index_of("Bread").siblingAtColumn(1)
     assert model.setData(index, 3)
