@@ -18,6 +18,7 @@ from typing import Any
 
 from crdt import ShoppingList, new_replica_id
 from sync_service import postgres_server
+from desktop.settings import SETTINGS_FILE
 from sync_service.home import Home
 from sync_service.store import open_store
 
@@ -39,7 +40,9 @@ def prepare(home: Home) -> None:
 
 
 def run_child(home: Home, mode: str) -> dict[str, Any]:
-    """Run one window in a fresh process; return what it measured."""
+    """Run one window in a fresh process; return what it measured. The window starts on the small
+    list: the one it remembers from the last run is forgotten."""
+    (home.path / SETTINGS_FILE).unlink(missing_ok=True)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SHOPLIST_")}
     environment.setdefault("QT_QPA_PLATFORM", "offscreen")
     environment["BENCH_T0"] = repr(time.time())
