@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from crdt import ShoppingList, new_replica_id
-from sync_service import postgres_server
 from desktop.settings import SETTINGS_FILE
+from sync_service import postgres_server
 from sync_service.home import Home
 from sync_service.store import open_store
 
