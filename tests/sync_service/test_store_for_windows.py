@@ -1,0 +1,61 @@
+"""Store calls the window relies on: restoring a deleted list, asking the sync service to sync now, the
+outbox size, and reading a list's parts undecoded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from crdt import ShoppingList
+from sync_service.home import Home
+from sync_service.store import SYNC_REQUESTED, SYNC_STATUS_CHANGED, Store, SyncStatus
+
+
+def test_a_deleted_list_restored_from_its_state_comes_back_with_its_id_and_goes_to_the_outbox(
+    store: Store,
+) -> None:
+    list_id = store.create("Groceries").id
+    store.add_item(list_id, "Eggs", 6)
+    saved = store.load(list_id)
+    store.delete(list_id)
+    assert store.lists() == [] and store.outbox() == []
+    merge = store.restore(list_id, saved)
+    assert merge.created
+    assert store.view(list_id).title == "Groceries"
+    assert store.item(list_id, "Eggs").needed == 6
+    entries = store.outbox()
+    assert [entry.list_id for entry in entries] == [list_id]
+    assert ShoppingList.from_bytes(entries[0].delta) == saved  # the whole state, for the cloud
+
+
+def test_a_sync_request_reaches_listeners_as_its_own_marker(
+    store: Store, postgres_database: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    with Store.attach(
+        psycopg.connect(postgres_database, autocommit=True), Home(tmp_path / "home")
+    ) as listener:
+        listener.listen()
+        store.request_sync()
+        assert listener.wait_for_change(5.0) == {SYNC_REQUESTED}
+        store.record_sync_status(SyncStatus("synced", 0))
+        assert listener.wait_for_change(5.0) == {SYNC_STATUS_CHANGED}
+
+
+def test_the_outbox_size_counts_local_edits_waiting(store: Store) -> None:
+    assert store.outbox_size() == 0
+    list_id = store.create("Groceries").id
+    store.add_item(list_id, "Eggs")
+    assert store.outbox_size() == 2
+    store.acknowledge(entry.seq for entry in store.outbox())
+    assert store.outbox_size() == 0
+
+
+def test_parts_decode_to_the_same_list_as_a_load(store: Store) -> None:
+    list_id = store.create("Groceries").id
+    for name in ("Eggs", "Milk", "Bread"):
+        store.add_item(list_id, name, 2)
+    store.remove_item(list_id, "Milk")
+    header, rows = store.parts(list_id)
+    assert [key for key, _record in rows] == sorted(key for key, _record in rows)
+    assert store.decode_parts(list_id, header, [record for _key, record in rows]) == store.load(list_id)
