@@ -30,8 +30,8 @@ def test_a_deleted_list_restored_from_its_state_comes_back_with_its_id_and_goes_
 
 
 def test_a_sync_request_reaches_listeners_as_its_own_marker(
-    store: Store, postgres_database: str, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    store: Store, postgres_database: str, tmp_path: Path
+) -> None:
     with Store.attach(
         psycopg.connect(postgres_database, autocommit=True), Home(tmp_path / "home")
     ) as listener:
