@@ -64,6 +64,9 @@ class MainWindow(QMainWindow):
         self.rename_dialog: QInputDialog | None = None
         self.share_dialog: ShareDialog | None = None
         self.help_dialog: QDialog | None = None
+        # What was selected before the items model reset: (name, row, group row, column), and the scroll.
+        self._remembered: tuple[str | None, int, int, int] = (None, -1, -1, 0)
+        self._remembered_scroll = 0
         self.setWindowTitle("Shoplist")
         self.setWindowIcon(app_icon())
         self.setAccessibleName("Shoplist")
@@ -430,7 +433,7 @@ class MainWindow(QMainWindow):
     def _after_items_reset(self) -> None:
         """Keep the selection on the same item, or on the row that took its place (after a remove)."""
         self._expand_groups()
-        name, row, group_row, column = getattr(self, "_remembered", (None, -1, -1, 0))
+        name, row, group_row, column = self._remembered
         target = QModelIndex()
         if name:
             source = self.controller.items_model.index_of(name)
@@ -442,7 +445,7 @@ class MainWindow(QMainWindow):
                     target = self.filter_model.index(min(row, count - 1), max(column, 0), group)
         if target.isValid():
             self.items_view.setCurrentIndex(target)
-        self.items_view.verticalScrollBar().setValue(getattr(self, "_remembered_scroll", 0))
+        self.items_view.verticalScrollBar().setValue(self._remembered_scroll)
 
     def _items_refreshed(self) -> None:
         self._show_page()

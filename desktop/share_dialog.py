@@ -102,6 +102,8 @@ class ShareDialog(QDialog):
         self.controller.join(code).add_done_callback(self._joined)
 
     def _joined(self, future: asyncio.Future[object]) -> None:
+        if not self.isVisible():
+            return  # closed while the cloud was asked
         self.join_button.setEnabled(True)
         error = future.exception()
         if error is None:
@@ -113,7 +115,7 @@ class ShareDialog(QDialog):
 
     def _show_pending(self) -> None:
         def shown(future: asyncio.Future[int]) -> None:
-            if future.exception() is None and future.result():
+            if future.exception() is None and future.result() and self.isVisible():
                 self.share_hint.setText(
                     "Anyone with this code can open and edit the list. Its latest changes reach the cloud"
                     " at the next sync."
