@@ -105,16 +105,10 @@ class ChangeItem(Edit):
             self.outcome = (self.name, None)
             return
         old = _details_of(self.before)
-        self.outcome = (
-            self.name,
-            store.set_item(
-                self.list_id,
-                self.name,
-                max(current.needed - self.moved["needed"], 0),
-                max(current.acquired - self.moved["acquired"], 0),
-                **{name: old[name] for name in self.details},
-            ),
-        )
+        needed = max(current.needed - self.moved["needed"], 0)
+        acquired = max(current.acquired - self.moved["acquired"], 0)
+        details = {name: old[name] for name in self.details}
+        self.outcome = (self.name, store.set_item(self.list_id, self.name, needed, acquired, **details))
 
 
 @dataclass
