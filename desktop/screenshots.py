@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             service.record_sync_status(SyncStatus("synced", 0, "connected"))
             for scheme in ("light", "dark"):
                 _render(home, scheme, out / f"window-{scheme}.png")
-            print(f"wrote {out}/window-light.png and {out}/window-dark.png")
+            print(f"wrote {out}/window-light.png, window-dark.png and help-dark.png")
         finally:
             service.close()
             postgres_server.stop(home)
@@ -111,6 +111,11 @@ def _render(home: Home, scheme: str, path: Path) -> None:
         window.quick_add.setFocus()
         await asyncio.sleep(0.3)  # let the window paint once more before the grab
         window.grab().save(str(path))
+        if scheme == "dark":
+            window.show_help()
+            await asyncio.sleep(0.3)
+            assert window.help_dialog is not None
+            window.help_dialog.grab().save(str(path.with_name("help-dark.png")))
         window.close()
 
     with loop:
