@@ -12,7 +12,7 @@ from sync_service.errors import EnvironmentProblem, ListNotFoundError, ShoplistE
 if TYPE_CHECKING:
     from sync_service.home import Home
     from sync_service.proxies import ProxyChoice
-    from sync_service.store import Store
+    from sync_service.store import ListSummary, Store
 
 T = TypeVar("T")
 Say = Callable[[argparse.Namespace, Callable[[], str], Callable[[], Any]], None]
@@ -54,10 +54,23 @@ def share(arguments: argparse.Namespace, store: Store, say: Say) -> None:
 
 def join(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> None:
     """Fetch the list a share code names and add it to this home."""
+    summary = join_by_code(store, home, arguments.code)
+    say(
+        arguments,
+        lambda: f"Joined {summary.title!r} ({summary.items} items)",
+        lambda: {"id": summary.id, "title": summary.title, "items": summary.items},
+    )
+
+
+def join_by_code(store: Store, home: Home, code: str) -> ListSummary:
+    """Fetch the list `code` names from the cloud, add it to the home marked shared, and return it.
+
+    Raises UsageError on a mistyped code, ListNotFoundError if the cloud lacks the list, CloudUnreachable.
+    """
     from sync_service.share_code import ShareCodeError, list_id_of
 
     try:
-        list_id = list_id_of(arguments.code)
+        list_id = list_id_of(code)
     except ShareCodeError as error:
         raise UsageError(str(error)) from None
     state = _with_cloud(home, lambda client: client.read(list_id))
@@ -65,12 +78,7 @@ def join(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> N
         raise ListNotFoundError("the cloud holds no list with that code (has its owner synced it yet?)")
     store.merge_remote(list_id, state)
     store.mark_shared(list_id)
-    summary = next(summary for summary in store.lists() if summary.id == list_id)
-    say(
-        arguments,
-        lambda: f"Joined {summary.title!r} ({summary.items} items)",
-        lambda: {"id": list_id, "title": summary.title, "items": summary.items},
-    )
+    return next(summary for summary in store.lists() if summary.id == list_id)
 
 
 def pull(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> None:

@@ -25,6 +25,7 @@ from sync_service.home import DATABASE_URL_ENV, SOCKET_NAME, Home
 CHANNEL = "shoplist_changes"
 SYNC_CHANNEL = "shoplist_sync"
 SYNC_STATUS_CHANGED = "#sync-status"  # in wait_for_change's result; never a list id
+SYNC_REQUESTED = "#sync-now"  # in wait_for_change's result when a window asked the service to sync now
 SYNC_SERVICE_LOCK = 0x5A0B_5317  # held by the one running sync service of a home, for its lifetime
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -191,6 +192,25 @@ class Store:
             raise ListNotFoundError(f"no list with id {list_id}")
         return self._decode(list_id, row[0], row[1])
 
+    def parts(self, list_id: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """Return the list's header and every item row as (key, record), from one snapshot, undecoded:
+        for readers that keep what they decoded before and decode only the records that changed.
+        Raises ListNotFoundError."""
+        row = self._connection.execute(
+            "SELECT header, ARRAY(SELECT key FROM items WHERE list_id = lists.id ORDER BY key),"
+            " ARRAY(SELECT record FROM items WHERE list_id = lists.id ORDER BY key)"
+            " FROM lists WHERE id = %s",
+            (list_id,),
+        ).fetchone()
+        if row is None:
+            raise ListNotFoundError(f"no list with id {list_id}")
+        return bytes(row[0]), [(key, bytes(record)) for key, record in zip(row[1], row[2], strict=True)]
+
+    def decode_parts(self, list_id: str, header: bytes, records: Sequence[bytes]) -> ShoppingList:
+        """Return the (partial) list made of `header` and `records`, as `parts` returned them.
+        Raises CorruptStateError."""
+        return self._decode(list_id, header, records)
+
     def item(self, list_id: str, name: str) -> ItemView | None:
         """Return the present item called `name` (any case or spacing), or None; reads one item row.
         Raises ListNotFoundError, CorruptStateError, UsageError on a bad name."""
@@ -260,6 +280,15 @@ class Store:
             )
             self._connection.execute("SELECT pg_notify(%s, %s)", (SYNC_CHANNEL, status.state))
 
+    def request_sync(self) -> None:
+        """Ask the running sync service to push and pull everything now (as its tray's *Sync now*)."""
+        self._connection.execute("SELECT pg_notify(%s, %s)", (SYNC_CHANNEL, SYNC_REQUESTED))
+
+    def outbox_size(self) -> int:
+        """Return how many local edits wait to be pushed to the cloud."""
+        row = self._connection.execute("SELECT count(*) FROM outbox").fetchone()
+        return int(row[0]) if row else 0
+
     def sync_status(self) -> SyncStatus | None:
         """Return what the sync service last reported, or None if it never ran in this home."""
         row = self._connection.execute("SELECT state, pending, detail, last_sync FROM sync_status").fetchone()
@@ -326,29 +355,39 @@ class Store:
         """Merge a state or delta that came from another replica (creating the list if new), writing
         only the items that changed, and return what changed. Nothing goes to the outbox: it is not a
         local edit."""
+        return self._merge(list_id, state, local=False)
+
+    def restore(self, list_id: str, state: ShoppingList) -> RemoteMerge:
+        """Bring back a list this replica deleted (or merge into it, if present) from a state it held,
+        as a local edit: the state goes to the outbox too, since the delete dropped unsent changes."""
+        return self._merge(list_id, state, local=True)
+
+    def _merge(self, list_id: str, state: ShoppingList, *, local: bool) -> RemoteMerge:
         with self._connection.transaction():
             row = self._connection.execute(
                 "SELECT header FROM lists WHERE id = %s FOR UPDATE", (list_id,)
             ).fetchone()
             if row is None:
-                local = ShoppingList(self.replica_id)
+                local_state = ShoppingList(self.replica_id)
                 self._connection.execute(
-                    "INSERT INTO lists (id, header) VALUES (%s, %s)", (list_id, local.header_bytes())
+                    "INSERT INTO lists (id, header) VALUES (%s, %s)", (list_id, local_state.header_bytes())
                 )
             else:
                 records = self._connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,))
-                local = self._decode(list_id, row[0], [record for (record,) in records])
-            title_before = local.title
-            before = local.copy()
-            changed = local.merge_changes(state)
-            self._write(list_id, local, changed, len(local))
+                local_state = self._decode(list_id, row[0], [record for (record,) in records])
+            title_before = local_state.title
+            before = local_state.copy()
+            changed = local_state.merge_changes(state)
+            self._write(list_id, local_state, changed, len(local_state))
+            if local:
+                self._append_to_outbox(list_id, state)
             self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
         return RemoteMerge(
             created=row is None,
             title_before=title_before,
-            title=local.title,
+            title=local_state.title,
             before={key: before.item(key) for key in changed},
-            after={key: local.item(key) for key in changed},
+            after={key: local_state.item(key) for key in changed},
         )
 
     # ----- listening -------------------------------------------------------------------------------
@@ -362,11 +401,11 @@ class Store:
 
     def wait_for_change(self, timeout: float) -> set[str]:
         """Wait up to `timeout` seconds for committed changes; return the ids of the lists changed, plus
-        SYNC_STATUS_CHANGED if the sync service reported (empty on timeout). Includes this connection's
-        own writes."""
+        SYNC_STATUS_CHANGED if the sync service reported and SYNC_REQUESTED if a window asked it to sync
+        now (empty on timeout). Includes this connection's own writes."""
         self.listen()
         return {
-            note.payload if note.channel == CHANNEL else SYNC_STATUS_CHANGED
+            note.payload if note.channel == CHANNEL or note.payload == SYNC_REQUESTED else SYNC_STATUS_CHANGED
             for note in self._connection.notifies(timeout=timeout, stop_after=1)
         }
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from crdt import ShoppingList
 from sync_service.change_summary import Notification, NotificationGrouper, items_change
 from sync_service.client import CloudUnavailable
-from sync_service.store import SYNC_STATUS_CHANGED, Store, SyncStatus
+from sync_service.store import SYNC_REQUESTED, SYNC_STATUS_CHANGED, Store, SyncStatus
 from sync_service.sync_engine import (
     Acknowledge,
     ApplyRemote,
@@ -308,8 +308,12 @@ class Syncer:
             listener.listen()
             while not self._stopping.is_set():
                 changed = listener.wait_for_change(LISTEN_POLL_SECONDS)
-                if changed - {SYNC_STATUS_CHANGED} and self._loop is not None:
+                if self._loop is None:
+                    continue
+                if changed - {SYNC_STATUS_CHANGED, SYNC_REQUESTED}:
                     self._loop.call_soon_threadsafe(self._events.put_nowait, _Event("local"))
+                if SYNC_REQUESTED in changed:  # a window's "Sync now"
+                    self._loop.call_soon_threadsafe(self._events.put_nowait, _Event("sync"))
         except Exception as error:
             if not self._stopping.is_set():
                 log.error("stopped watching the local store: %s", error)
