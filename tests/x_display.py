@@ -3,6 +3,7 @@ window queries through `xwininfo`, and screenshots grabbed by Qt in a process of
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import re
 import shutil
@@ -15,6 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TOOLS = ("Xvfb", "trayer", "xwininfo")
+# What Qt's xcb platform plugin loads beyond libxcb itself (Qt does not ship them).
+QT_XCB_LIBRARIES = (
+    *("xcb-cursor", "xcb-icccm", "xcb-keysyms", "xcb-image", "xcb-render-util"),
+    *("xcb-shape", "xcb-randr", "xcb-xkb", "xkbcommon-x11"),
+)
 START_SECONDS = 30.0
 XVFB_OPTIONS = ("-nolisten", "tcp", "-wr")  # -wr: a white root window, like an empty desktop
 TRAYER_OPTIONS = (
@@ -41,9 +47,10 @@ sys.exit(0 if shot.save(sys.argv[1], "PNG") else 1)
 
 
 def missing_tools() -> list[str]:
-    """Return the programs this module needs that are not installed (`.ci/system-packages.sh` installs
-    them)."""
-    return [tool for tool in TOOLS if shutil.which(tool) is None]
+    """Return the programs and libraries this module needs that are not installed
+    (`.ci/system-packages.sh` installs them)."""
+    programs = [tool for tool in TOOLS if shutil.which(tool) is None]
+    return programs + [f"lib{name}" for name in QT_XCB_LIBRARIES if ctypes.util.find_library(name) is None]
 
 
 @dataclass
