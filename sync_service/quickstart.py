@@ -22,10 +22,10 @@ from sync_service.store import Store, open_store
 CLAIM_WAIT_SECONDS = 0.5
 
 CLI_HINT = """No display here, so no window: use the command line in another terminal, for example
-  .venv/bin/shoplist new Groceries
-  .venv/bin/shoplist add Groceries Eggs --needed 6
-  .venv/bin/shoplist share Groceries      # prints a code others can `shoplist join`
-  .venv/bin/shoplist status
+  {shoplist} new Groceries
+  {shoplist} add Groceries Eggs --needed 6
+  {shoplist} share Groceries      # prints a code others can `shoplist join`
+  {shoplist} status
 Press Ctrl+C to stop the ring and the sync service."""
 
 
@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Window open. Close it (or press Ctrl+C) to stop everything.", flush=True)
             _wait_for(started[-1], stop)
         else:
-            print(CLI_HINT, flush=True)
+            shoplist = ".venv/bin/shoplist" + (f" --home {home.path}" if arguments.home else "")
+            print(CLI_HINT.format(shoplist=shoplist), flush=True)
             _wait_for(cluster, stop)
     except _StartFailed as error:
         print(f"shoplist-quickstart: {error}", file=sys.stderr)
