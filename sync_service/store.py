@@ -244,6 +244,7 @@ class Store:
         """Return whether some process holds this home's sync service claim."""
         row = self._connection.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND ((classid::bigint << 32) | objid::bigint) = %s",
             (SYNC_SERVICE_LOCK,),
         ).fetchone()
