@@ -230,6 +230,7 @@ class Syncer:
                 await self._apply_remote(effect.list_id, effect.state)
 
     async def _push(self, push: Push) -> None:
+        log.debug("pushing %d change(s) to list %s", len(push.outbox_ids), push.list_id)
         try:
             await self._client.write(push.list_id, push.delta)
         except Exception as error:
@@ -238,6 +239,7 @@ class Syncer:
             self._events.put_nowait(_Event("acked", push.request))
 
     async def _pull(self, pull: Pull) -> None:
+        log.debug("pulling list %s", pull.list_id)
         try:
             state = await self._client.read(pull.list_id)
         except Exception as error:
@@ -257,8 +259,10 @@ class Syncer:
         while True:
             update = await self._client.next_update()
             if update is None:
+                log.debug("the subscription moved to another proxy")
                 self._events.put_nowait(_Event("reconnected"))
             else:
+                log.debug("published change to list %s", update[0])
                 self._events.put_nowait(_Event("update", list_id=update[0], data=update[1]))
 
     async def _apply_remote(self, list_id: str, data: bytes) -> None:

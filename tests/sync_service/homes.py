@@ -53,7 +53,7 @@ class HomeUnderTest:
         self, *, headless: bool = True, environment: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start `shoplist-sync` for this home (in `environment`, default: the home's own)."""
-        command = [sys.executable, "-m", "sync_service.tray_service", "--home", str(self.path)]
+        command = [sys.executable, "-m", "sync_service.tray_service", "--verbose", "--home", str(self.path)]
         if headless:
             command.append("--headless")
         log = self.sync_log.open("ab")

@@ -60,9 +60,14 @@ def test_a_live_change_reaches_the_other_home_without_a_pull(
     services.append(bob.start_sync_service())
     with bob.store() as bob_store:
         eventually(lambda: bob.service_state(bob_store) == "synced", "bob's service syncing")
+        pulls_before = bob.sync_log.read_text().count(f"pulling list {list_id}")
+        assert pulls_before >= 1  # the start-up pull, which the log shows as it will show any other
         assert alice.shoplist("add", "Party", "Balloons", "--needed", "20").code == 0
         assert alice.shoplist("sync").code == 0
         eventually(lambda: "Balloons" in bob_store.load(list_id), "the live update reaching bob's store")
+    log = bob.sync_log.read_text()
+    assert log.count(f"pulling list {list_id}") == pulls_before
+    assert f"published change to list {list_id}" in log
 
 
 def test_sync_with_the_cloud_unreachable_fails_clearly_and_keeps_local_data(
@@ -87,13 +92,19 @@ def test_sync_service_killed_mid_push_loses_nothing_and_duplicates_nothing(
     with home.store() as store:
         list_id = store.create("Hardware").id
         services.append(home.start_sync_service())
+        eventually(lambda: home.service_state(store) == "synced", "the service starting")
+        killed_at = None
         for index in range(150):
             store.add_item(list_id, f"Screw {index}", 1)
-            if index == 60:
+            # Kill the service while it pushes: once the cloud holds some of the edits, at once.
+            if killed_at is None and index >= 20 and cloud_items(home.proxies, list_id):
                 services[-1].send_signal(signal.SIGKILL)
                 services[-1].wait(30)
-            if index == 100:
+                killed_at = index
+                assert store.outbox(), "the kill left nothing unacknowledged: it was not mid-push"
+            if killed_at is not None and len(services) == 1 and index in (killed_at + 30, 149):
                 services.append(home.start_sync_service())
+        assert killed_at is not None and len(services) == 2, "the service never pushed during the edits"
         eventually(lambda: not store.outbox(), "the outbox emptying")
     items = cloud_items(home.proxies, list_id)
     assert items == {f"Screw {index}": (1, 0) for index in range(150)}
@@ -109,6 +120,7 @@ def test_a_proxy_killed_mid_sync_does_not_stop_sync(
             list_id = store.create("Camping").id
             service = home.start_sync_service()
             try:
+                eventually(lambda: home.service_state(store) == "synced", "the service syncing via proxy 1")
                 for index in range(40):
                     store.add_item(list_id, f"Tent peg {index}", 1)
                 os.kill(cluster.proxy_pids()[0], signal.SIGKILL)
