@@ -205,7 +205,9 @@ def run(edits: int, idle_seconds: float) -> list[tuple[str, str, str]]:
             finally:
                 alice.close()
                 bob.close()
+    load = os.getloadavg()[1]  # the 5-minute load average: how busy the machine was meanwhile
     return [
+        ("load average of the machine (5 min) during the run", f"{load:.1f} x", ""),
         ("edit -> other home's store, p50", f"{percentile(latencies, 0.5):.1f} ms", "<= 20 ms"),
         ("edit -> other home's store, p99", f"{percentile(latencies, 0.99):.1f} ms", "<= 100 ms"),
         ("  of which: cloud write, W acks, p50", f"{percentile(cloud_writes, 0.5):.1f} ms", ""),
@@ -224,7 +226,10 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=300, help="edits timed per run")
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="how long to watch the idle service")
     arguments = parser.parse_args()
-    runs = [run(arguments.edits, arguments.idle_seconds) for _ in range(arguments.runs)]
+    runs = []
+    for number in range(arguments.runs):
+        runs.append(run(arguments.edits, arguments.idle_seconds))
+        print(f"run {number + 1}: " + "; ".join(f"{row[0].strip()} {row[1]}" for row in runs[-1]), flush=True)
     rows = []
     for index, (label, _, target) in enumerate(runs[0]):
         values = [float(result[index][1].split()[0]) for result in runs]
