@@ -342,8 +342,11 @@ class Store:
             title_before = local.title
             before = local.copy()
             changed = local.merge_changes(state)
-            self._write(list_id, local, changed, len(local))
-            self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+            # A state this replica already holds (a pull after an outage, say) changes nothing: no write,
+            # no fsync, and no notification waking every window for nothing.
+            if row is None or changed or local.header_bytes() != bytes(row[0]):
+                self._write(list_id, local, changed, len(local))
+                self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
         return RemoteMerge(
             created=row is None,
             title_before=title_before,
