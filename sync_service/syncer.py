@@ -199,7 +199,9 @@ class Syncer:
 
     async def _local_changes(self, now: float) -> list[Effect]:
         store = self._store_or_fail()
-        summaries = await self._in_store(store.lists)
+        last_seq = self._last_seq
+        # One trip to the store thread for both reads: this is on the path of every local edit.
+        summaries, fresh = await self._in_store(lambda: (store.lists(), store.outbox(after=last_seq)))
         current = {summary.id for summary in summaries}
         effects: list[Effect] = []
         for list_id in sorted(current - self._known_lists):
@@ -207,7 +209,6 @@ class Syncer:
         for list_id in self._known_lists - current:
             effects += self.engine.on_list_removed(list_id)
         self._known_lists = current
-        fresh = await self._in_store(lambda: store.outbox(after=self._last_seq))
         if fresh:
             self._last_seq = fresh[-1].seq
             entries = [OutboxEntry(entry.seq, entry.list_id, entry.delta) for entry in fresh]
