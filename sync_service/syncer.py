@@ -100,6 +100,7 @@ class Syncer:
         self._known_lists: set[str] = set()
         self._status: SyncStatus | None = None
         self._failure = ""
+        self._refused = False  # the last failure was the cloud refusing, not the cloud being away
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ----- control, from the event loop's thread ---------------------------------------------------
@@ -251,7 +252,8 @@ class Syncer:
     def _failed(self, request: int, error: Exception) -> None:
         """A request failed: unreachable cloud (expected; retried) or a refusal (logged; retried too,
         since dropping the change would lose it)."""
-        if not isinstance(error, CloudUnavailable):
+        self._refused = not isinstance(error, CloudUnavailable)
+        if self._refused:
             log.error("the cloud refused a request: %s: %s", type(error).__name__, error)
         self._failure = str(error) or type(error).__name__
         self._events.put_nowait(_Event("failed", request))
@@ -298,11 +300,14 @@ class Syncer:
         if self.engine.last_sync is not None:
             seconds_ago = max(0.0, self._clock() - self.engine.last_sync)
             last_sync = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+        shown = state.value
         if state is SyncState.OFFLINE:
             detail = self._failure or "the cloud does not answer"
+            if self._refused:
+                shown, detail = "error", f"the cloud refused a change: {detail}"
         else:
             detail = self._client.describe()
-        return SyncStatus(state.value, pending, detail, _to_second(last_sync))
+        return SyncStatus(shown, pending, detail, _to_second(last_sync))
 
     # ----- threads --------------------------------------------------------------------------------------
 

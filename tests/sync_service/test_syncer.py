@@ -1,5 +1,6 @@
 """The syncer shell over a real local store and an in-memory cloud: local edits reach the cloud and leave
-the outbox, published changes land in the store and notify, and an outage keeps everything for later."""
+the outbox, published changes land in the store and notify, an outage keeps everything for later, and a
+refusal by the cloud shows as an error."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from crdt import ShoppingList
 from sync_service.change_summary import Notification
+from sync_service.client import CloudError
 from sync_service.home import Home
 from sync_service.store import Store, SyncStatus
 from sync_service.syncer import CloudUnavailable, Syncer
@@ -25,12 +27,15 @@ class MemoryCloud:
     def __init__(self) -> None:
         self.lists: dict[str, ShoppingList] = {}
         self.down = False
+        self.refusing = False
         self.subscribed: set[str] = set()
         self._updates: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
 
     async def write(self, list_id: str, delta: bytes) -> None:
         if self.down:
             raise CloudUnavailable("no proxy answered (tcp://127.0.0.1:1)")
+        if self.refusing:
+            raise CloudError("bad_request", "delta too large")
         self.publish(list_id, ShoppingList.from_bytes(delta))
 
     async def read(self, list_id: str) -> bytes | None:
@@ -141,6 +146,29 @@ def test_an_outage_keeps_the_outbox_and_reports_offline(open_store: Callable[[],
     assert "no proxy answered" in syncer.status.detail
     assert len(store.outbox()) == 2
     assert cloud.lists == {}
+
+
+def test_a_refused_push_shows_an_error_keeps_the_change_and_clears_when_accepted(
+    open_store: Callable[[], Store],
+) -> None:
+    store = open_store()
+    list_id = store.create("Groceries").id
+    cloud = MemoryCloud()
+    cloud.refusing = True
+    statuses: list[SyncStatus] = []
+    syncer = Syncer(open_store, cloud, on_status=statuses.append, clock=_fast_clock())
+
+    def accept_after_the_error(s: Syncer) -> bool:
+        if s.status is not None and s.status.state == "error":
+            cloud.refusing = False
+        return s.status is not None and s.status.state == "synced"
+
+    _run(syncer, accept_after_the_error)
+    (error,) = [status for status in statuses if status.state == "error"]
+    assert error.detail == "the cloud refused a change: bad_request: delta too large"
+    assert error.pending == 1
+    assert list_id in cloud.lists
+    assert store.outbox() == []
 
 
 def test_after_an_outage_everything_is_caught_up(open_store: Callable[[], Store]) -> None:
