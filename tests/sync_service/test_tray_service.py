@@ -47,3 +47,17 @@ def test_a_second_service_for_one_home_is_refused_until_the_first_dies(
         services[0].kill()
         services[0].wait(30)
         eventually(lambda: not store.sync_service_running(), "the killed service's claim being released")
+
+
+def test_with_qt_but_no_system_tray_the_service_says_so_once_and_keeps_syncing(
+    database_factory: Callable[[], str], tmp_path: Path, services: list[subprocess.Popen[bytes]]
+) -> None:
+    home = HomeUnderTest(tmp_path / "home", database_factory(), ["tcp://127.0.0.1:9"])
+    environment = {**home.environment(), "QT_QPA_PLATFORM": "offscreen"}  # Qt runs; no tray exists
+    with home.store() as store:
+        store.create("Groceries")
+        services.append(home.start_sync_service(headless=False, environment=environment))
+        eventually(lambda: home.service_state(store) == "offline", "the service reporting its state")
+    assert services[0].poll() is None
+    log = home.sync_log.read_text()
+    assert log.count("this desktop has no system tray; syncing on without an icon") == 1
