@@ -70,6 +70,17 @@ def test_a_live_change_reaches_the_other_home_without_a_pull(
     assert f"published change to list {list_id}" in log
 
 
+def test_pull_fetches_the_clouds_copy_of_one_list(make_home: Callable[[str], HomeUnderTest]) -> None:
+    alice, bob = make_home("alice"), make_home("bob")
+    list_id = shared_list(alice, bob, "Hardware")
+    assert alice.shoplist("add", "Hardware", "Nails", "--needed", "100").code == 0
+    assert alice.shoplist("sync").code == 0
+    pulled = bob.shoplist("--json", "pull", "Hardware").json()
+    assert pulled == {"id": list_id, "title": "Hardware", "items": 1}
+    shown = bob.shoplist("--json", "show", "Hardware").json()["items"]
+    assert [(item["name"], item["needed"], item["acquired"]) for item in shown] == [("Nails", 100, 0)]
+
+
 def test_sync_with_the_cloud_unreachable_fails_clearly_and_keeps_local_data(
     make_home: Callable[[str], HomeUnderTest],
 ) -> None:
