@@ -20,6 +20,7 @@ from crdt import ShoppingList
 from sync_service.change_summary import Notification, NotificationGrouper, items_change
 from sync_service.client import CloudUnavailable
 from sync_service.store import SYNC_STATUS_CHANGED, Store, SyncStatus
+from sync_service.store import OutboxEntry as StoredOutboxEntry
 from sync_service.sync_engine import (
     Acknowledge,
     ApplyRemote,
@@ -36,6 +37,7 @@ log = logging.getLogger("shoplist.sync")
 T = TypeVar("T")
 LISTEN_POLL_SECONDS = 0.5
 IDLE_TICK_SECONDS = 5.0
+OUTBOX_PAGE = 1000
 
 
 class CloudClient(Protocol):
@@ -152,7 +154,8 @@ class Syncer:
 
     async def _start(self) -> None:
         summaries = await self._in_store(self._store_or_fail().lists)
-        outbox = await self._in_store(self._store_or_fail().outbox)
+        store = self._store_or_fail()
+        outbox = await self._in_store(lambda: whole_outbox_after(store, 0))
         self._known_lists = {summary.id for summary in summaries}
         self._last_seq = max((entry.seq for entry in outbox), default=0)
         entries = [OutboxEntry(entry.seq, entry.list_id, entry.delta) for entry in outbox]
@@ -202,7 +205,7 @@ class Syncer:
         store = self._store_or_fail()
         last_seq = self._last_seq
         # One trip to the store thread for both reads: this is on the path of every local edit.
-        summaries, fresh = await self._in_store(lambda: (store.lists(), store.outbox(after=last_seq)))
+        summaries, fresh = await self._in_store(lambda: (store.lists(), whole_outbox_after(store, last_seq)))
         current = {summary.id for summary in summaries}
         effects: list[Effect] = []
         for list_id in sorted(current - self._known_lists):
@@ -338,6 +341,18 @@ class Syncer:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def whole_outbox_after(store: Store, seq: int) -> list[StoredOutboxEntry]:
+    """Return every outbox entry after `seq`, oldest first, read page by page: entries left beyond one
+    page would otherwise wait for the next local edit to be noticed."""
+    entries: list[StoredOutboxEntry] = []
+    while True:
+        page = store.outbox(after=seq, limit=OUTBOX_PAGE)
+        entries += page
+        if len(page) < OUTBOX_PAGE:
+            return entries
+        seq = page[-1].seq
 
 
 def _to_second(moment: datetime | None) -> datetime | None:

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from crdt import ShoppingList
+from sync_service import syncer as syncer_module
 from sync_service.change_summary import Notification
 from sync_service.client import CloudError
 from sync_service.home import Home
@@ -90,6 +91,21 @@ def test_local_edits_reach_the_cloud_and_leave_the_outbox(open_store: Callable[[
     assert cloud.lists[list_id].items() == {"Eggs": (6, 0)}
     assert store.outbox() == []
     assert store.sync_status() == syncer.status
+
+
+def test_an_outbox_longer_than_one_page_is_pushed_whole(
+    open_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(syncer_module, "OUTBOX_PAGE", 4)
+    store = open_store()
+    list_id = store.create("Groceries").id
+    for index in range(9):
+        store.add_item(list_id, f"Item {index}")
+    cloud = MemoryCloud()
+    syncer = Syncer(open_store, cloud)
+    _run(syncer, lambda s: s.status is not None and s.status.state == "synced")
+    assert cloud.lists[list_id].items() == {f"Item {index}": (1, 0) for index in range(9)}
+    assert store.outbox() == []
 
 
 def test_an_edit_made_while_running_is_pushed(open_store: Callable[[], Store]) -> None:
