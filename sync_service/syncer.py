@@ -136,7 +136,15 @@ class Syncer:
         EnvironmentProblem if the store cannot be opened."""
         self._loop = asyncio.get_running_loop()
         self._store = await self._in_store(self._open_store)
-        listener = threading.Thread(target=self._listen, name="shoplist-listen", daemon=True)
+        # LISTEN before the outbox is first read (subscribe, then snapshot: the zguide Clone pattern), so
+        # an edit committed in between is noticed; then the connection belongs to the listener thread.
+        watcher = await self._in_store(self._open_store)
+        try:
+            await self._in_store(watcher.listen)
+        except BaseException:
+            await self._in_store(watcher.close)
+            raise
+        listener = threading.Thread(target=self._listen, args=(watcher,), name="shoplist-listen", daemon=True)
         listener.start()
         try:
             await self._start()
@@ -314,11 +322,9 @@ class Syncer:
 
     # ----- threads --------------------------------------------------------------------------------------
 
-    def _listen(self) -> None:
-        """On the listener thread: wake the loop whenever the store reports a change."""
-        listener = self._open_store()
+    def _listen(self, listener: Store) -> None:
+        """On the listener thread: wake the loop whenever `listener` (LISTENing) reports a change."""
         try:
-            listener.listen()
             while not self._stopping.is_set():
                 changed = listener.wait_for_change(LISTEN_POLL_SECONDS)
                 if changed - {SYNC_STATUS_CHANGED} and self._loop is not None:

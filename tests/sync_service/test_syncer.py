@@ -16,6 +16,7 @@ from sync_service import syncer as syncer_module
 from sync_service.change_summary import Notification
 from sync_service.client import CloudError
 from sync_service.home import Home
+from sync_service.store import OutboxEntry as StoredOutboxEntry
 from sync_service.store import Store, SyncStatus
 from sync_service.syncer import CloudUnavailable, Syncer
 
@@ -124,6 +125,38 @@ def test_an_edit_made_while_running_is_pushed(open_store: Callable[[], Store]) -
 
     _run(syncer, edit_once_started)
     assert cloud.lists[list_id].items() == {"Milk": (2, 0)}
+
+
+def test_an_edit_committed_just_after_the_start_up_read_is_pushed(open_store: Callable[[], Store]) -> None:
+    store = open_store()
+    list_id = store.create("Groceries").id
+    editor = open_store()
+    steps: list[str] = []
+
+    def opener() -> Store:
+        opened = open_store()
+        read, listen = opened.outbox, opened.listen
+
+        def read_then_edit(after: int = 0, limit: int = 1000) -> list[StoredOutboxEntry]:
+            entries = read(after, limit)
+            if "read" not in steps:  # another process edits right after the syncer's first look
+                steps.append("read")
+                editor.add_item(list_id, "Milk", 2)
+            return entries
+
+        def recorded_listen() -> None:
+            if "listen" not in steps:
+                steps.append("listen")
+            listen()
+
+        opened.outbox = read_then_edit  # type: ignore[method-assign]
+        opened.listen = recorded_listen  # type: ignore[method-assign]
+        return opened
+
+    cloud = MemoryCloud()
+    syncer = Syncer(opener, cloud)
+    _run(syncer, lambda s: list_id in cloud.lists and "Milk" in cloud.lists[list_id])
+    assert steps[:2] == ["listen", "read"]  # subscribed to changes before the snapshot, never after
 
 
 def test_a_published_change_lands_in_the_store_and_notifies(open_store: Callable[[], Store]) -> None:
