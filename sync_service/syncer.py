@@ -98,7 +98,6 @@ class Syncer:
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
-        self._last_seq = 0
         self._known_lists: set[str] = set()
         self._status: SyncStatus | None = None
         self._failure = ""
@@ -165,7 +164,6 @@ class Syncer:
         store = self._store_or_fail()
         outbox = await self._in_store(lambda: whole_outbox_after(store, 0))
         self._known_lists = {summary.id for summary in summaries}
-        self._last_seq = max((entry.seq for entry in outbox), default=0)
         entries = [OutboxEntry(entry.seq, entry.list_id, entry.delta) for entry in outbox]
         await self._run(self.engine.start(self._clock(), sorted(self._known_lists), entries))
 
@@ -211,9 +209,11 @@ class Syncer:
 
     async def _local_changes(self, now: float) -> list[Effect]:
         store = self._store_or_fail()
-        last_seq = self._last_seq
-        # One trip to the store thread for both reads: this is on the path of every local edit.
-        summaries, fresh = await self._in_store(lambda: (store.lists(), whole_outbox_after(store, last_seq)))
+        # One trip to the store thread for both reads: this is on the path of every local edit. The whole
+        # outbox is read, not just entries past the last one seen: two writers' transactions can commit
+        # out of sequence order, and the outbox holds only what the cloud has not acknowledged yet.
+        summaries, outbox = await self._in_store(lambda: (store.lists(), whole_outbox_after(store, 0)))
+        fresh = [entry for entry in outbox if entry.seq not in self.engine.pending]
         current = {summary.id for summary in summaries}
         effects: list[Effect] = []
         for list_id in sorted(current - self._known_lists):
@@ -222,7 +222,6 @@ class Syncer:
             effects += self.engine.on_list_removed(list_id)
         self._known_lists = current
         if fresh:
-            self._last_seq = fresh[-1].seq
             entries = [OutboxEntry(entry.seq, entry.list_id, entry.delta) for entry in fresh]
             effects += self.engine.on_local_changes(now, entries)
         return effects

@@ -16,8 +16,8 @@ from sync_service import syncer as syncer_module
 from sync_service.change_summary import Notification
 from sync_service.client import CloudError
 from sync_service.home import Home
+from sync_service.store import CHANNEL, Store, SyncStatus
 from sync_service.store import OutboxEntry as StoredOutboxEntry
-from sync_service.store import Store, SyncStatus
 from sync_service.syncer import CloudUnavailable, Syncer
 
 DEADLINE_SECONDS = 30
@@ -157,6 +157,38 @@ def test_an_edit_committed_just_after_the_start_up_read_is_pushed(open_store: Ca
     syncer = Syncer(opener, cloud)
     _run(syncer, lambda s: list_id in cloud.lists and "Milk" in cloud.lists[list_id])
     assert steps[:2] == ["listen", "read"]  # subscribed to changes before the snapshot, never after
+
+
+def test_an_edit_committed_after_a_later_numbered_one_is_still_pushed(
+    open_store: Callable[[], Store], postgres_database: str
+) -> None:
+    store = open_store()
+    slow_list, quick_list = store.create("Groceries").id, store.create("Hardware").id
+    cloud = MemoryCloud()
+    slow_writer = psycopg.connect(postgres_database)  # its transaction stays open until committed below
+    syncer = Syncer(open_store, cloud)
+
+    def items(list_id: str) -> dict[str, tuple[int, int]]:
+        return cloud.lists.get(list_id, ShoppingList("view")).items()
+
+    def interleave(s: Syncer) -> bool:
+        started = s.status is not None and s.status.state == "synced"  # both lists pulled
+        if started and not slow_writer.info.transaction_status and not items(quick_list):
+            # The slow writer takes the next outbox number first; a quick edit of another list takes
+            # the one after and commits (and is noticed) while the slow one is still open.
+            late = ShoppingList("slow-writer").add_item("Milk", 2).to_bytes()
+            slow_writer.execute("INSERT INTO outbox (list_id, delta) VALUES (%s, %s)", (slow_list, late))
+            store.add_item(quick_list, "Nails", 100)
+        elif items(quick_list) and slow_writer.info.transaction_status:
+            slow_writer.execute("SELECT pg_notify(%s, %s)", (CHANNEL, slow_list))
+            slow_writer.commit()
+        return "Milk" in items(slow_list)
+
+    try:
+        _run(syncer, interleave)
+    finally:
+        slow_writer.close()
+    assert items(quick_list) == {"Nails": (100, 0)}
 
 
 def test_a_published_change_lands_in_the_store_and_notifies(open_store: Callable[[], Store]) -> None:
