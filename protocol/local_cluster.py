@@ -14,6 +14,13 @@ def local_cluster_file(environment: Mapping[str, str]) -> Path:
     directory (pass `os.environ`)."""
     if environment.get(CLUSTER_FILE_ENV):
         return Path(environment[CLUSTER_FILE_ENV])
+    import warnings
+
     import platformdirs
 
-    return platformdirs.user_runtime_path("shoplist", appauthor=False, ensure_exists=False) / "cluster.json"
+    with warnings.catch_warnings():
+        # Without $XDG_RUNTIME_DIR (a root shell, a container) platformdirs warns on every call and falls
+        # back to a per-user directory under /tmp, which is what we want anyway.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        runtime = platformdirs.user_runtime_path("shoplist", appauthor=False, ensure_exists=False)
+    return runtime / "cluster.json"

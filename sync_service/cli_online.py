@@ -105,7 +105,7 @@ def sync(arguments: argparse.Namespace, home: Home, say: Say) -> None:
 
     def finished(syncer: Syncer) -> bool:
         status = syncer.status
-        return status is not None and status.state in ("synced", "offline")
+        return status is not None and status.state in ("synced", "offline", "error")
 
     async def run() -> Syncer:
         link = CloudLink(endpoints)
@@ -120,6 +120,8 @@ def sync(arguments: argparse.Namespace, home: Home, say: Say) -> None:
 
     status = asyncio.run(run()).status
     assert status is not None
+    if status.state == "error":
+        raise ShoplistError(f"{status.detail}; {status.pending} local change(s) are kept")
     if status.state == "offline":
         raise CloudUnreachable(
             f"the cloud is unreachable ({status.detail}); {status.pending} local change(s) are kept"

@@ -13,14 +13,19 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from sync_service.home import resolve_home
+from sync_service.errors import ShoplistError
+from sync_service.home import Home, resolve_home
+from sync_service.proxies import PROXIES_ENV
 from sync_service.resources import find_program, program_command
+from sync_service.store import Store, open_store
+
+CLAIM_WAIT_SECONDS = 0.5
 
 CLI_HINT = """No display here, so no window: use the command line in another terminal, for example
-  .venv/bin/shoplist new Groceries
-  .venv/bin/shoplist add Groceries Eggs --needed 6
-  .venv/bin/shoplist share Groceries      # prints a code others can `shoplist join`
-  .venv/bin/shoplist status
+  {shoplist} new Groceries
+  {shoplist} add Groceries Eggs --needed 6
+  {shoplist} share Groceries      # prints a code others can `shoplist join`
+  {shoplist} status
 Press Ctrl+C to stop the ring and the sync service."""
 
 
@@ -51,15 +56,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxies = _wait_for_ready_line(cluster)
         print(f"Ring ready; proxies {', '.join(proxies)}", flush=True)
         window = not arguments.no_window and _has_display()
-        sync_arguments = ["--home", str(home.path)] + ([] if window else ["--headless"])
-        started.append(_start("shoplist-sync", "sync_service.tray_service", sync_arguments))
+        with _open_home_store(home) as store:
+            sync_arguments = ["--home", str(home.path)] + ([] if window else ["--headless"])
+            # The ring's proxies are handed over directly: its published ready file may not be written yet.
+            proxies_environment = {**os.environ, PROXIES_ENV: ",".join(proxies)}
+            service = _start(
+                "shoplist-sync", "sync_service.tray_service", sync_arguments, proxies_environment
+            )
+            started.append(service)
+            _wait_for_claim(service, store, stop)
         print(f"Sync service running for the home {home.path}", flush=True)
         if window and find_program("shoplist-desktop"):
             started.append(_start("shoplist-desktop", "desktop.app", ["--home", str(home.path)]))
             print("Window open. Close it (or press Ctrl+C) to stop everything.", flush=True)
             _wait_for(started[-1], stop)
         else:
-            print(CLI_HINT, flush=True)
+            shoplist = ".venv/bin/shoplist" + (f" --home {home.path}" if arguments.home else "")
+            print(CLI_HINT.format(shoplist=shoplist), flush=True)
             _wait_for(cluster, stop)
     except _StartFailed as error:
         print(f"shoplist-quickstart: {error}", file=sys.stderr)
@@ -75,11 +88,35 @@ class _StartFailed(Exception):
 
 
 def _start(
-    script: str, module: str, arguments: list[str], stdout: int | None = None
+    script: str,
+    module: str,
+    arguments: list[str],
+    environment: dict[str, str] | None = None,
+    stdout: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a part by its console script, or as `python -m module` when the script is not installed."""
     command = [*program_command(script, module), *arguments]
-    return subprocess.Popen(command, stdout=stdout, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdout=stdout, stdin=subprocess.DEVNULL, env=environment)
+
+
+def _open_home_store(home: Home) -> Store:
+    """Open the home's store (starting its PostgreSQL) before the sync service needs it."""
+    try:
+        return open_store(home)
+    except ShoplistError as error:
+        raise _StartFailed(f"the local store did not start: {error}") from None
+
+
+def _wait_for_claim(service: subprocess.Popen[bytes], store: Store, stop: threading.Event) -> None:
+    """Return once the sync service holds the home's claim (it is up and syncing). Its first status
+    record notifies the store, which wakes the wait; the timeout is for noticing that it died."""
+    store.listen()
+    while not store.sync_service_running():
+        if service.poll() is not None:
+            raise _StartFailed("the sync service stopped; its log is above")
+        if stop.is_set():
+            raise _StartFailed("stopped before the sync service was up")
+        store.wait_for_change(CLAIM_WAIT_SECONDS)
 
 
 def _wait_for_ready_line(cluster: subprocess.Popen[bytes]) -> list[str]:

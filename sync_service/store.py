@@ -264,6 +264,7 @@ class Store:
         """Return whether some process holds this home's sync service claim."""
         row = self._connection.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND ((classid::bigint << 32) | objid::bigint) = %s",
             (SYNC_SERVICE_LOCK,),
         ).fetchone()
@@ -378,10 +379,15 @@ class Store:
             title_before = local_state.title
             before = local_state.copy()
             changed = local_state.merge_changes(state)
-            self._write(list_id, local_state, changed, len(local_state))
+            # A state this replica already holds (a pull after an outage, say) changes nothing: no write,
+            # no fsync, and no notification waking every window for nothing.
+            wrote = row is None or bool(changed) or local_state.header_bytes() != bytes(row[0])
+            if wrote:
+                self._write(list_id, local_state, changed, len(local_state))
             if local:
                 self._append_to_outbox(list_id, state)
-            self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
+            if wrote or local:
+                self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
         return RemoteMerge(
             created=row is None,
             title_before=title_before,

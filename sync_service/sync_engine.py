@@ -12,17 +12,23 @@ Rules, in one place:
 - A list is followed by subscribing first and pulling second (the zguide Clone pattern), so no update
   falls between the snapshot and the subscription.
 - Pausing stops new requests; replies to requests already sent are still taken in.
+- A published update byte-for-byte equal to a delta this engine pushed is this home's own change coming
+  back (the coordinator publishes the delta it stored): the store already holds it, so it is not merged
+  again. The last `RECENT_PUSHES` deltas per list are remembered for this.
 Time and randomness are inputs: `now` on every event, a `random.Random` for jitter.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from crdt import ShoppingList
+
+RECENT_PUSHES = 16
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class SyncEngine:
     _next_request: int = 1
     _failures: int = 0
     _retry_at: float = 0.0
+    _recent_pushes: dict[str, deque[bytes]] = field(default_factory=dict)
 
     # ----- events -----------------------------------------------------------------------------------
 
@@ -191,7 +198,9 @@ class SyncEngine:
 
     def on_remote_update(self, list_id: str, state: bytes) -> list[Effect]:
         """A subscribed list changed in the cloud."""
-        return [ApplyRemote(list_id, state)] if list_id in self.lists else []
+        if list_id not in self.lists or state in self._recent_pushes.get(list_id, ()):
+            return []
+        return [ApplyRemote(list_id, state)]
 
     def tick(self, now: float) -> list[Effect]:
         """Time passed: send what is due (retries after backoff)."""
@@ -302,12 +311,9 @@ class SyncEngine:
 
     def _push(self, list_id: str, entries: list[OutboxEntry]) -> Push:
         request = self._new_request(_Request(list_id, tuple(entry.seq for entry in entries)))
-        return Push(
-            request,
-            list_id,
-            merged_delta(entry.delta for entry in entries),
-            self._in_flight[request].outbox_ids,
-        )
+        delta = merged_delta(entry.delta for entry in entries)
+        self._recent_pushes.setdefault(list_id, deque(maxlen=RECENT_PUSHES)).append(delta)
+        return Push(request, list_id, delta, self._in_flight[request].outbox_ids)
 
     def _pull(self, list_id: str) -> Pull:
         self._to_pull.discard(list_id)

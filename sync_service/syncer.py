@@ -20,6 +20,7 @@ from crdt import ShoppingList
 from sync_service.change_summary import Notification, NotificationGrouper, items_change
 from sync_service.client import CloudUnavailable
 from sync_service.store import SYNC_REQUESTED, SYNC_STATUS_CHANGED, Store, SyncStatus
+from sync_service.store import OutboxEntry as StoredOutboxEntry
 from sync_service.sync_engine import (
     Acknowledge,
     ApplyRemote,
@@ -36,6 +37,7 @@ log = logging.getLogger("shoplist.sync")
 T = TypeVar("T")
 LISTEN_POLL_SECONDS = 0.5
 IDLE_TICK_SECONDS = 5.0
+OUTBOX_PAGE = 1000
 
 
 class CloudClient(Protocol):
@@ -96,10 +98,10 @@ class Syncer:
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
-        self._last_seq = 0
         self._known_lists: set[str] = set()
         self._status: SyncStatus | None = None
         self._failure = ""
+        self._refused = False  # the last failure was the cloud refusing, not the cloud being away
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ----- control, from the event loop's thread ---------------------------------------------------
@@ -133,7 +135,15 @@ class Syncer:
         EnvironmentProblem if the store cannot be opened."""
         self._loop = asyncio.get_running_loop()
         self._store = await self._in_store(self._open_store)
-        listener = threading.Thread(target=self._listen, name="shoplist-listen", daemon=True)
+        # LISTEN before the outbox is first read (subscribe, then snapshot: the zguide Clone pattern), so
+        # an edit committed in between is noticed; then the connection belongs to the listener thread.
+        watcher = await self._in_store(self._open_store)
+        try:
+            await self._in_store(watcher.listen)
+        except BaseException:
+            await self._in_store(watcher.close)
+            raise
+        listener = threading.Thread(target=self._listen, args=(watcher,), name="shoplist-listen", daemon=True)
         listener.start()
         try:
             await self._start()
@@ -151,9 +161,9 @@ class Syncer:
 
     async def _start(self) -> None:
         summaries = await self._in_store(self._store_or_fail().lists)
-        outbox = await self._in_store(self._store_or_fail().outbox)
+        store = self._store_or_fail()
+        outbox = await self._in_store(lambda: whole_outbox_after(store, 0))
         self._known_lists = {summary.id for summary in summaries}
-        self._last_seq = max((entry.seq for entry in outbox), default=0)
         entries = [OutboxEntry(entry.seq, entry.list_id, entry.delta) for entry in outbox]
         await self._run(self.engine.start(self._clock(), sorted(self._known_lists), entries))
 
@@ -199,7 +209,11 @@ class Syncer:
 
     async def _local_changes(self, now: float) -> list[Effect]:
         store = self._store_or_fail()
-        summaries = await self._in_store(store.lists)
+        # One trip to the store thread for both reads: this is on the path of every local edit. The whole
+        # outbox is read, not just entries past the last one seen: two writers' transactions can commit
+        # out of sequence order, and the outbox holds only what the cloud has not acknowledged yet.
+        summaries, outbox = await self._in_store(lambda: (store.lists(), whole_outbox_after(store, 0)))
+        fresh = [entry for entry in outbox if entry.seq not in self.engine.pending]
         current = {summary.id for summary in summaries}
         effects: list[Effect] = []
         for list_id in sorted(current - self._known_lists):
@@ -207,9 +221,7 @@ class Syncer:
         for list_id in self._known_lists - current:
             effects += self.engine.on_list_removed(list_id)
         self._known_lists = current
-        fresh = await self._in_store(lambda: store.outbox(after=self._last_seq))
         if fresh:
-            self._last_seq = fresh[-1].seq
             entries = [OutboxEntry(entry.seq, entry.list_id, entry.delta) for entry in fresh]
             effects += self.engine.on_local_changes(now, entries)
         return effects
@@ -230,6 +242,7 @@ class Syncer:
                 await self._apply_remote(effect.list_id, effect.state)
 
     async def _push(self, push: Push) -> None:
+        log.debug("pushing %d change(s) to list %s", len(push.outbox_ids), push.list_id)
         try:
             await self._client.write(push.list_id, push.delta)
         except Exception as error:
@@ -238,6 +251,7 @@ class Syncer:
             self._events.put_nowait(_Event("acked", push.request))
 
     async def _pull(self, pull: Pull) -> None:
+        log.debug("pulling list %s", pull.list_id)
         try:
             state = await self._client.read(pull.list_id)
         except Exception as error:
@@ -248,7 +262,8 @@ class Syncer:
     def _failed(self, request: int, error: Exception) -> None:
         """A request failed: unreachable cloud (expected; retried) or a refusal (logged; retried too,
         since dropping the change would lose it)."""
-        if not isinstance(error, CloudUnavailable):
+        self._refused = not isinstance(error, CloudUnavailable)
+        if self._refused:
             log.error("the cloud refused a request: %s: %s", type(error).__name__, error)
         self._failure = str(error) or type(error).__name__
         self._events.put_nowait(_Event("failed", request))
@@ -257,8 +272,10 @@ class Syncer:
         while True:
             update = await self._client.next_update()
             if update is None:
+                log.debug("the subscription moved to another proxy")
                 self._events.put_nowait(_Event("reconnected"))
             else:
+                log.debug("published change to list %s", update[0])
                 self._events.put_nowait(_Event("update", list_id=update[0], data=update[1]))
 
     async def _apply_remote(self, list_id: str, data: bytes) -> None:
@@ -293,19 +310,20 @@ class Syncer:
         if self.engine.last_sync is not None:
             seconds_ago = max(0.0, self._clock() - self.engine.last_sync)
             last_sync = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+        shown = state.value
         if state is SyncState.OFFLINE:
             detail = self._failure or "the cloud does not answer"
+            if self._refused:
+                shown, detail = "error", f"the cloud refused a change: {detail}"
         else:
             detail = self._client.describe()
-        return SyncStatus(state.value, pending, detail, _to_second(last_sync))
+        return SyncStatus(shown, pending, detail, _to_second(last_sync))
 
     # ----- threads --------------------------------------------------------------------------------------
 
-    def _listen(self) -> None:
-        """On the listener thread: wake the loop whenever the store reports a change."""
-        listener = self._open_store()
+    def _listen(self, listener: Store) -> None:
+        """On the listener thread: wake the loop whenever `listener` (LISTENing) reports a change."""
         try:
-            listener.listen()
             while not self._stopping.is_set():
                 changed = listener.wait_for_change(LISTEN_POLL_SECONDS)
                 if self._loop is None:
@@ -332,6 +350,18 @@ class Syncer:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def whole_outbox_after(store: Store, seq: int) -> list[StoredOutboxEntry]:
+    """Return every outbox entry after `seq`, oldest first, read page by page: entries left beyond one
+    page would otherwise wait for the next local edit to be noticed."""
+    entries: list[StoredOutboxEntry] = []
+    while True:
+        page = store.outbox(after=seq, limit=OUTBOX_PAGE)
+        entries += page
+        if len(page) < OUTBOX_PAGE:
+            return entries
+        seq = page[-1].seq
 
 
 def _to_second(moment: datetime | None) -> datetime | None:

@@ -108,12 +108,14 @@ def _run_with_tray(home: Home, endpoints: Sequence[str]) -> int:
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
+    app.setApplicationName("shoplist-sync")  # names its windows (WM_CLASS) for window managers and tests
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     tray = SyncTray(autostart_enabled=autostart.is_enabled())
     if tray_available():
         tray.show()
+        log.info("tray icon shown")
     else:
         log.warning("this desktop has no system tray; syncing on without an icon")
 

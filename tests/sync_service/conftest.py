@@ -1,4 +1,5 @@
-"""Fixtures for the local store: fresh databases, homes with their own server, the CLI as a process."""
+"""Fixtures for the local store and sync: fresh databases, homes with their own server, the CLI as a
+process, a real local cloud, and sync services started by a test."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -18,6 +19,10 @@ import pytest
 from sync_service import postgres_server
 from sync_service.home import DATABASE_URL_ENV, Home
 from sync_service.store import Store
+from tests.cloud import RunningCluster, running_cluster
+
+if TYPE_CHECKING:
+    from tests.sync_service.homes import HomeUnderTest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,3 +100,34 @@ def stop_and_tidy(home: Home) -> None:
         postgres_server.stop(home)
     if home.path not in home.socket_dir.parents:
         shutil.rmtree(home.socket_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    """A real `shoplist-server cluster` (3 nodes, 2 proxies) shared by one test module."""
+    with running_cluster(tmp_path_factory.mktemp("cloud")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def make_home(
+    database_factory: Callable[[], str], tmp_path: Path, cloud: RunningCluster
+) -> Callable[[str], HomeUnderTest]:
+    """Make homes named by the test, each on a fresh database, told about `cloud`."""
+    from tests.sync_service.homes import HomeUnderTest
+
+    def make(name: str) -> HomeUnderTest:
+        return HomeUnderTest(tmp_path / name, database_factory(), list(cloud.proxies))
+
+    return make
+
+
+@pytest.fixture
+def services() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Sync service processes started by a test; killed at its end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)

@@ -3,6 +3,13 @@ local data left alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import psycopg
+
+from sync_service.home import Home
+from sync_service.share_code import list_id_of
+from sync_service.store import Store
 from tests.sync_service.conftest import Shoplist
 
 
@@ -18,14 +25,16 @@ def test_share_of_an_unknown_list_names_the_problem(shoplist: Shoplist) -> None:
     assert "no list matches 'Nope'" in result.stderr
 
 
-def test_share_prints_a_code_that_names_the_list_and_marks_it_shared(shoplist: Shoplist) -> None:
+def test_share_prints_a_code_that_names_the_list_and_marks_it_shared(
+    shoplist: Shoplist, postgres_database: str, tmp_path: Path
+) -> None:
     created = shoplist("--json", "new", "Groceries").json()
     shared = shoplist("--json", "share", "Groceries").json()
     assert shared["id"] == created["id"]
     assert shared["code"].startswith("SL-")
-    from sync_service.share_code import list_id_of
-
     assert list_id_of(shared["code"]) == created["id"]
+    with Store.attach(psycopg.connect(postgres_database, autocommit=True), Home(tmp_path / "home")) as store:
+        assert [(summary.id, summary.shared) for summary in store.lists()] == [(created["id"], True)]
 
 
 def test_sync_without_any_cloud_configured_says_how_to_configure_one(shoplist: Shoplist) -> None:
@@ -51,3 +60,12 @@ def test_status_before_any_sync_shows_pending_local_changes(shoplist: Shoplist) 
     assert status["state"] is None
     assert status["pending"] == 2
     assert [entry["pending"] for entry in status["lists"]] == [2]
+
+
+def test_config_proxies_sets_and_resets_the_homes_proxies(shoplist: Shoplist) -> None:
+    chosen = shoplist("--json", "config", "proxies", "tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556").json()
+    assert chosen["proxies"] == ["tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556"]
+    status = shoplist("--json", "status").json()
+    assert status["proxies"] == chosen["proxies"]
+    assert status["proxies_from"].endswith("proxies.json")
+    assert shoplist("--json", "config", "proxies").json()["proxies"] == []

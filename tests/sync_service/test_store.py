@@ -157,6 +157,24 @@ def test_a_remote_state_merges_writing_only_changed_items(store: Store) -> None:
     assert len(store.outbox()) == 3
 
 
+def test_merging_a_state_the_store_already_holds_writes_and_notifies_nothing(store: Store) -> None:
+    list_id = store.create("Groceries").id
+    store.add_item(list_id, "Milk", 2)
+    marker = store.create("Marker").id
+    held = store.load(list_id).copy("remote")
+    header = "SELECT xmin::text FROM lists WHERE id = %s"
+    (version_before,) = store._connection.execute(header, (list_id,)).fetchone() or ("",)
+    store.listen()
+    store.merge_remote(list_id, held)
+    store.mark_shared(marker)  # notifies after the merge: commit order is delivery order
+    notified: set[str] = set()
+    while marker not in notified:
+        notified |= store.wait_for_change(timeout=30)
+    assert list_id not in notified
+    assert store._connection.execute(header, (list_id,)).fetchone() == (version_before,)
+    assert store.load(list_id).items() == {"Milk": (2, 0)}
+
+
 def test_merging_a_remote_list_creates_it_locally(store: Store) -> None:
     remote = ShoppingList("remote")
     remote.set_title("Shared")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psycopg
@@ -11,6 +10,7 @@ import pytest
 from sync_service.errors import ListNotFoundError
 from sync_service.home import Home
 from sync_service.store import SYNC_STATUS_CHANGED, Store, SyncStatus
+from tests.sync_service.homes import eventually
 
 
 def _second_store(database: str, tmp_path: Path) -> Store:
@@ -35,12 +35,8 @@ def test_the_claim_ends_with_the_claiming_connection(postgres_database: str, tmp
         assert first.claim_sync_service()
         assert watcher.sync_service_running()
         first.close()
-        # The server drops a closed session's locks when its backend exits, a moment after the client
-        # hung up (longer on a busy machine): wait for that, within a bound.
-        deadline = time.monotonic() + 10
-        while watcher.sync_service_running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not watcher.sync_service_running()
+        # The server drops the lock when the closed connection's backend exits, a moment after close.
+        eventually(lambda: not watcher.sync_service_running(), "the claim ending with its connection")
         assert watcher.claim_sync_service()
 
 

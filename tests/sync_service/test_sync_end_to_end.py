@@ -7,95 +7,16 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
-import psycopg
 import pytest
 
 from crdt import ShoppingList
 from sync_service.client import CloudClient
-from sync_service.home import Home
-from sync_service.store import Store
-from tests.cloud import RunningCluster, running_cluster
-from tests.sync_service.conftest import REPO, Result, cli_environment
+from tests.cloud import running_cluster
+from tests.sync_service.homes import HomeUnderTest, eventually, shared_list
 
 pytestmark = pytest.mark.timeout(300)
-DEADLINE_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cloud")) as cluster:
-        yield cluster
-
-
-@dataclass
-class HomeUnderTest:
-    """One person's computer: a home, its database, and the cloud it is told about."""
-
-    path: Path
-    database: str
-    proxies: list[str]
-
-    def environment(self) -> dict[str, str]:
-        environment = cli_environment(self.database)
-        environment["SHOPLIST_PROXIES"] = ",".join(self.proxies)
-        return environment
-
-    def shoplist(self, *arguments: str) -> Result:
-        completed = subprocess.run(
-            [sys.executable, "-m", "sync_service.cli", "--home", str(self.path), *arguments],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env=self.environment(),
-            timeout=120,
-            check=False,
-        )
-        return Result(completed.returncode, completed.stdout, completed.stderr)
-
-    def start_sync_service(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "sync_service.tray_service", "--headless", "--home", str(self.path)]
-        log = (self.path.parent / f"{self.path.name}-sync.log").open("ab")
-        return subprocess.Popen(command, cwd=REPO, env=self.environment(), stdout=log, stderr=log)
-
-    def store(self) -> Store:
-        home = Home(self.path)
-        home.prepare()
-        return Store.attach(psycopg.connect(self.database, autocommit=True), home)
-
-
-@pytest.fixture
-def make_home(
-    database_factory: Callable[[], str], tmp_path: Path, cloud: RunningCluster
-) -> Callable[[str], HomeUnderTest]:
-    def make(name: str) -> HomeUnderTest:
-        return HomeUnderTest(tmp_path / name, database_factory(), list(cloud.proxies))
-
-    return make
-
-
-@pytest.fixture
-def services() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Sync service processes started by a test; killed at its end."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    """Wait until `check()` holds; fail saying `what` did not happen."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen within {DEADLINE_SECONDS:g} s"
-        time.sleep(0.05)
 
 
 def cloud_items(proxies: list[str], list_id: str) -> dict[str, tuple[int, int]]:
@@ -109,19 +30,11 @@ def cloud_items(proxies: list[str], list_id: str) -> dict[str, tuple[int, int]]:
     return asyncio.run(read()).items()
 
 
-def _shared_list(owner: HomeUnderTest, other: HomeUnderTest, title: str) -> str:
-    list_id: str = owner.shoplist("--json", "new", title).json()["id"]
-    assert owner.shoplist("sync").code == 0
-    code = owner.shoplist("--json", "share", title).json()["code"]
-    assert other.shoplist("--json", "join", code).json()["id"] == list_id
-    return list_id
-
-
 def test_worked_example_edited_offline_on_two_homes_converges(
     make_home: Callable[[str], HomeUnderTest],
 ) -> None:
     alice, bob = make_home("alice"), make_home("bob")
-    _shared_list(alice, bob, "Groceries")
+    shared_list(alice, bob, "Groceries")
     for home, edits in (
         (alice, [("Milk", "2", "0"), ("Eggs", "6", "0")]),
         (bob, [("Bread", "1", "0"), ("Eggs", "12", "6")]),
@@ -143,13 +56,29 @@ def test_a_live_change_reaches_the_other_home_without_a_pull(
     make_home: Callable[[str], HomeUnderTest], services: list[subprocess.Popen[bytes]]
 ) -> None:
     alice, bob = make_home("alice"), make_home("bob")
-    list_id = _shared_list(alice, bob, "Party")
+    list_id = shared_list(alice, bob, "Party")
     services.append(bob.start_sync_service())
     with bob.store() as bob_store:
-        eventually(lambda: (bob_store.sync_status() or _never).state == "synced", "bob's service syncing")
+        eventually(lambda: bob.service_state(bob_store) == "synced", "bob's service syncing")
+        pulls_before = bob.sync_log.read_text().count(f"pulling list {list_id}")
+        assert pulls_before >= 1  # the start-up pull, which the log shows as it will show any other
         assert alice.shoplist("add", "Party", "Balloons", "--needed", "20").code == 0
         assert alice.shoplist("sync").code == 0
         eventually(lambda: "Balloons" in bob_store.load(list_id), "the live update reaching bob's store")
+    log = bob.sync_log.read_text()
+    assert log.count(f"pulling list {list_id}") == pulls_before
+    assert f"published change to list {list_id}" in log
+
+
+def test_pull_fetches_the_clouds_copy_of_one_list(make_home: Callable[[str], HomeUnderTest]) -> None:
+    alice, bob = make_home("alice"), make_home("bob")
+    list_id = shared_list(alice, bob, "Hardware")
+    assert alice.shoplist("add", "Hardware", "Nails", "--needed", "100").code == 0
+    assert alice.shoplist("sync").code == 0
+    pulled = bob.shoplist("--json", "pull", "Hardware").json()
+    assert pulled == {"id": list_id, "title": "Hardware", "items": 1}
+    shown = bob.shoplist("--json", "show", "Hardware").json()["items"]
+    assert [(item["name"], item["needed"], item["acquired"]) for item in shown] == [("Nails", 100, 0)]
 
 
 def test_sync_with_the_cloud_unreachable_fails_clearly_and_keeps_local_data(
@@ -174,13 +103,19 @@ def test_sync_service_killed_mid_push_loses_nothing_and_duplicates_nothing(
     with home.store() as store:
         list_id = store.create("Hardware").id
         services.append(home.start_sync_service())
+        eventually(lambda: home.service_state(store) == "synced", "the service starting")
+        killed_at = None
         for index in range(150):
             store.add_item(list_id, f"Screw {index}", 1)
-            if index == 60:
+            # Kill the service while it pushes: once the cloud holds some of the edits, at once.
+            if killed_at is None and index >= 20 and cloud_items(home.proxies, list_id):
                 services[-1].send_signal(signal.SIGKILL)
                 services[-1].wait(30)
-            if index == 100:
+                killed_at = index
+                assert store.outbox(), "the kill left nothing unacknowledged: it was not mid-push"
+            if killed_at is not None and len(services) == 1 and index in (killed_at + 30, 149):
                 services.append(home.start_sync_service())
+        assert killed_at is not None and len(services) == 2, "the service never pushed during the edits"
         eventually(lambda: not store.outbox(), "the outbox emptying")
     items = cloud_items(home.proxies, list_id)
     assert items == {f"Screw {index}": (1, 0) for index in range(150)}
@@ -196,6 +131,7 @@ def test_a_proxy_killed_mid_sync_does_not_stop_sync(
             list_id = store.create("Camping").id
             service = home.start_sync_service()
             try:
+                eventually(lambda: home.service_state(store) == "synced", "the service syncing via proxy 1")
                 for index in range(40):
                     store.add_item(list_id, f"Tent peg {index}", 1)
                 os.kill(cluster.proxy_pids()[0], signal.SIGKILL)
@@ -208,10 +144,3 @@ def test_a_proxy_killed_mid_sync_does_not_stop_sync(
         assert cloud_items(cluster.proxies[1:], list_id) == {
             f"Tent peg {index}": (1, 0) for index in range(80)
         }
-
-
-class _Never:
-    state = "never reported"
-
-
-_never = _Never()

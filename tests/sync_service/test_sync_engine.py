@@ -97,7 +97,7 @@ class World:
         request = self.network.pop(index)
         if isinstance(request, Push):
             self.cloud.write(request.list_id, request.delta)
-            self.publish(request.list_id)
+            self.publish(request.list_id, request.delta)
             if not reply_lost:
                 self.run(self.engine.on_push_acknowledged(self.now, request.request))
                 return
@@ -110,10 +110,10 @@ class World:
         request = self.network.pop(index)
         self.run(self.engine.on_request_failed(self.now, request.request))
 
-    def publish(self, list_id: str) -> None:
-        state = self.cloud.read(list_id)
-        if list_id in self.subscribed and state is not None and not self.down:
-            self.run(self.engine.on_remote_update(list_id, state))
+    def publish(self, list_id: str, delta: bytes) -> None:
+        """The coordinator publishes the delta it stored, as the real one does."""
+        if list_id in self.subscribed and not self.down:
+            self.run(self.engine.on_remote_update(list_id, delta))
 
     def restart(self) -> None:
         """The sync process dies (requests in the air die with its sockets) and starts again."""
@@ -180,7 +180,7 @@ def test_random_interleavings_converge_and_lose_no_edit(script: list[tuple[Any, 
                 delta = remote_writer[list_id].add_item(name, amount)
                 truth[list_id].merge(delta)
                 world.cloud.write(list_id, delta.to_bytes())
-                world.publish(list_id)
+                world.publish(list_id, delta.to_bytes())
             case ("deliver" | "reply_lost", index) if world.network:
                 world.deliver(index % len(world.network), reply_lost=action[0] == "reply_lost")
             case ("lose", index) if world.network:
@@ -284,6 +284,19 @@ def test_in_flight_requests_stay_within_the_limit() -> None:
 def test_updates_of_lists_not_in_this_home_are_ignored() -> None:
     engine, _ = _started(("list-a",))
     assert engine.on_remote_update("someone-else", b"state") == []
+
+
+def test_the_echo_of_an_own_push_is_not_merged_again_but_other_changes_are() -> None:
+    engine, started = _started(("list-a",))
+    (pull,) = [effect for effect in started if isinstance(effect, Pull)]
+    engine.on_pull_reply(0.0, pull.request, None)
+    entry, _ = FakeHome().edit("list-a", "add", "Milk", 1)
+    (push,) = engine.on_local_changes(0.0, [entry])
+    assert isinstance(push, Push)
+    engine.on_push_acknowledged(0.0, push.request)
+    assert engine.on_remote_update("list-a", push.delta) == []
+    other = ShoppingList("other-home").add_item("Milk", 1).to_bytes()
+    assert engine.on_remote_update("list-a", other) == [ApplyRemote("list-a", other)]
 
 
 def test_merged_delta_of_one_entry_is_that_entry() -> None:

@@ -3,6 +3,8 @@ tray exists, the view still works and its signals are observed)."""
 
 from __future__ import annotations
 
+import pytest
+from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
 from sync_service.change_summary import Notification
@@ -73,11 +75,22 @@ def test_each_state_has_its_own_icon(qtbot: QtBot) -> None:
     assert len(keys) == 4
 
 
-def test_a_notification_is_shown_with_the_list_title_and_change(qtbot: QtBot) -> None:
+def test_a_notification_is_shown_with_the_list_title_and_change(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown_messages: list[tuple[object, ...]] = []
+    monkeypatch.setattr(
+        QSystemTrayIcon, "showMessage", lambda icon, *arguments: shown_messages.append((icon, *arguments))
+    )
     tray = _tray(qtbot)
     with qtbot.waitSignal(tray.notification_shown) as shown:
         tray.notify(Notification("list-1", "Groceries", "Added Eggs, Milk"))
     assert shown.args == ["Groceries", "Added Eggs, Milk"]
+    ((icon, title, message, kind, milliseconds),) = shown_messages
+    assert icon is tray._icon
+    assert (title, message) == ("Groceries", "Added Eggs, Milk")
+    assert kind is QSystemTrayIcon.MessageIcon.Information
+    assert milliseconds > 0
 
 
 def test_offscreen_has_no_system_tray(qtbot: QtBot) -> None:
