@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import configparser
 import plistlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,24 @@ def test_windows_run_value_quotes_parts_with_spaces() -> None:
     )
 
 
-@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG autostart is the Linux mechanism")
-def test_enable_then_disable_round_trips_on_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("platform", "entry"),
+    [
+        ("linux", "autostart/shoplist-sync.desktop"),
+        ("darwin", "Library/LaunchAgents/org.shoplist.sync.plist"),
+    ],
+)
+def test_enable_then_disable_round_trips_with_an_entry_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform: str, entry: str
+) -> None:
+    # The file-based mechanisms behave the same on any machine once the platform is pinned; the Windows
+    # Run key needs the real registry and is covered by the value test above.
+    monkeypatch.setattr(autostart.sys, "platform", platform)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setattr(autostart.Path, "home", staticmethod(lambda: tmp_path))
     assert not autostart.is_enabled()
     written = autostart.enable(COMMAND)
+    assert Path(written) == tmp_path / entry
     assert Path(written).is_file()
     assert autostart.is_enabled()
     autostart.disable()
