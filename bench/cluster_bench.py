@@ -7,26 +7,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+from local_cluster import local_cluster
 
 from crdt import ShoppingList
 from sync_service.client import CloudClient, CloudError
 
-PYTHON = sys.executable
 FILL_BATCH = 200
 """Items per write while filling the big list (a large delta costs every replica a long transaction)."""
 
@@ -80,25 +77,6 @@ def percentile(samples: list[float], fraction: float) -> float:
     """Return the sample at `fraction` of the sorted samples (nearest rank)."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-@contextmanager
-def cluster(data: Path) -> Iterator[dict[str, Any]]:
-    """Run `shoplist-server cluster --nodes 3 --proxies 2`; yield its ready line."""
-    log = (data / "cluster.log").open("wb")
-    command = [PYTHON, "-m", "server.cli", "cluster", "--nodes", "3", "--proxies", "2", "--data", str(data)]
-    environment = {**os.environ, "SHOPLIST_CLUSTER_FILE": str(data / "cluster.json")}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=environment)
-    assert process.stdout is not None
-    try:
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit(f"the cluster did not start; see {data / 'cluster.log'}")
-        yield json.loads(line)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(120)
-        log.close()
 
 
 class Writer:
@@ -416,7 +394,7 @@ def main() -> None:
     for _ in range(arguments.runs):
         with (
             tempfile.TemporaryDirectory(prefix="shoplist-cluster-bench-") as data,
-            cluster(Path(data)) as ready,
+            local_cluster(Path(data)) as ready,
         ):
             row = progress(commit_latency(Path(data), arguments.writes // 2))
             rows.append(row | asyncio.run(one_run(ready, CpuMeter(ready, Path(data)), arguments)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import signal
@@ -14,12 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+from local_cluster import local_cluster
 
 from crdt import ShoppingList
 from sync_service import postgres_server
@@ -34,22 +33,6 @@ def percentile(samples: list[float], fraction: float) -> float:
     """Return the sample at `fraction` of the sorted samples (nearest rank)."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-@contextmanager
-def cluster(data: Path) -> Iterator[list[str]]:
-    """Run `shoplist-server cluster --nodes 3 --proxies 2`; yield its proxy endpoints."""
-    log = (data / "cluster.log").open("wb")
-    command = [PYTHON, "-m", "server.cli", "cluster", "--nodes", "3", "--proxies", "2", "--data", str(data)]
-    environment = {**os.environ, "SHOPLIST_CLUSTER_FILE": str(data / "cluster.json")}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=environment)
-    assert process.stdout is not None
-    try:
-        yield json.loads(process.stdout.readline())["proxies"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(120)
-        log.close()
 
 
 class BenchHome:
@@ -196,7 +179,8 @@ def run(edits: int, idle_seconds: float) -> list[tuple[str, str, str]]:
     with tempfile.TemporaryDirectory(prefix="shoplist-sync-bench-") as folder:
         base = Path(folder)
         (base / "cloud").mkdir()
-        with cluster(base / "cloud") as proxies:
+        with local_cluster(base / "cloud") as ready:
+            proxies = ready["proxies"]
             alice, bob = BenchHome(base / "alice", proxies), BenchHome(base / "bob", proxies)
             try:
                 latencies = edit_to_other_home(alice, bob, edits)
