@@ -61,12 +61,7 @@ class Ring:
 
     def preference_list(self, key: str, replicas: int) -> list[str]:
         """Return the first `replicas` distinct nodes clockwise from `key` (fewer if the ring is smaller)."""
-        found: list[str] = []
-        for node in self.iter_successors(key):
-            found.append(node)
-            if len(found) == replicas:
-                break
-        return found
+        return self.partition_preference_list(self.partition_of(key), replicas)
 
     def successors_from(self, start: int) -> tuple[str, ...]:
         """Return the distinct nodes clockwise from partition `start` (remembered: the ring is immutable)."""
