@@ -31,6 +31,7 @@ from crdt import ShoppingList
 from crdt.replica import new_replica_id
 from protocol.messages import Kind, Message, decode, encode
 from server import sockets
+from server.capability import storage_id
 from server.cli import request
 from server.ring import build_ring
 from tests.server.fakes import MemoryReplica, run_anti_entropy
@@ -77,7 +78,7 @@ def detect_and_repair(root: Path, trials: int, preload: int) -> dict[str, Any]:
             request(proxy, Kind.WRITE, 5.0, body=body, list=f"pre-{number}")
         ring = build_ring(cluster.ring_members())
         for trial in range(trials):
-            list_id = f"pre-{trial % max(1, preload)}"
+            list_id = storage_id(f"pre-{trial % max(1, preload)}")  # what the proxy stored it under
             owners = [cluster.nodes[name] for name in ring.preference_list(list_id, 3)]
             item = f"only-on-one-{trial}"
             body = ShoppingList(new_replica_id()).add_item(item).to_bytes()

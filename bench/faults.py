@@ -47,6 +47,7 @@ from crdt import ShoppingList
 from crdt.replica import new_replica_id
 from protocol.messages import Kind, Message, decode, encode
 from server import postgres, sockets
+from server.capability import storage_id
 from server.cli import request
 from server.cluster import _stop_all as stop_all
 from server.cluster import free_ports, node_command
@@ -337,8 +338,8 @@ class Cluster:
         return answer.fields.get("info") if answer is not None and answer.kind is Kind.STATUS_REPLY else None
 
     def fetch(self, node: NodeProcess, list_id: str) -> ShoppingList | None:
-        """Return `node`'s own copy of `list_id` (None when it does not answer)."""
-        answer = request(node.endpoint, Kind.FETCH, 2.0, list=list_id)
+        """Return `node`'s own copy of the list clients call `list_id` (None when it does not answer)."""
+        answer = request(node.endpoint, Kind.FETCH, 2.0, list=storage_id(list_id))
         return (
             ShoppingList.from_bytes(answer.body) if answer is not None and answer.kind is Kind.STATE else None
         )
@@ -699,7 +700,7 @@ class Runner:
             converged = True
             for list_id, items in acked.items():
                 states = []
-                for owner in ring.preference_list(list_id, REPLICAS):
+                for owner in ring.preference_list(storage_id(list_id), REPLICAS):
                     state = self.cluster.fetch(self.cluster.nodes[owner], list_id)
                     held = set(state.items()) if state is not None else set()
                     states.append(held)
@@ -731,7 +732,7 @@ class Runner:
         ring = build_ring(self.cluster.ring_members(), PARTITIONS)
         lost = 0
         for list_id, items in self.all_acked.items():
-            for owner in ring.preference_list(list_id, REPLICAS):
+            for owner in ring.preference_list(storage_id(list_id), REPLICAS):
                 state = self.cluster.fetch(self.cluster.nodes[owner], list_id)
                 lost += len(items - (set(state.items()) if state is not None else set()))
         return lost

@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"  # the sender speaks another protocol version
     BAD_REQUEST = "bad_request"  # the sender's fault: a valid message that makes no sense here
     BAD_STATE = "bad_state"  # the sender's fault: the CRDT body does not decode
+    RATE_LIMITED = "rate_limited"  # the sender's: too many requests on one connection; retry later
     UNAVAILABLE = "unavailable"  # the cluster's: too few replicas answered in time
     INTERNAL = "internal"  # a bug or the environment (database) on the replying side
 
@@ -168,10 +169,12 @@ def error(request_id: str, code: ErrorCode, text: str) -> Message:
 
 def error_for_frames(frames: list[bytes], problem: ProtocolError) -> Message:
     """Return the ERROR reply to undecodable `frames`, reusing their request id when one can be read."""
-    return error(_salvage_request_id(frames), problem.code, str(problem))
+    return error(request_id_of(frames), problem.code, str(problem))
 
 
-def _salvage_request_id(frames: list[bytes]) -> str:
+def request_id_of(frames: list[bytes]) -> str:
+    """Return the request id of `frames` without decoding the rest (for replies to messages that are
+    refused unread), or "-" when none can be read."""
     if not frames or len(frames[0]) > MAX_HEADER_BYTES:
         return "-"
     try:

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--publish", required=True, help="subscriber endpoint, e.g. tcp://127.0.0.1:7001")
     proxy.add_argument("--seeds", required=True, help="comma-separated node request endpoints")
     proxy.add_argument("-n", "--replicas", type=int, default=3)
+    _proxy_limits(proxy)
     proxy.set_defaults(run=_run_proxy)
 
     status = commands.add_parser("status", help="show members, state, ownership, hints and handoffs")
@@ -88,6 +89,37 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--port", type=int, default=None, help="first port (default: free ports)")
     cluster.set_defaults(run=_run_cluster)
     return parser
+
+
+def _proxy_limits(proxy: argparse.ArgumentParser) -> None:
+    from server.capability import DEFAULT_MAX_TOPICS
+    from server.rate_limit import DEFAULT_BURST, DEFAULT_MAX_BUCKETS, DEFAULT_RATE
+
+    limits = proxy.add_argument_group("limits")
+    options: list[tuple[str, Any, float, str]] = [
+        ("--rate", float, DEFAULT_RATE, "requests per second one client connection may send"),
+        ("--burst", float, DEFAULT_BURST, "requests one connection may send at once after a pause"),
+        ("--rate-table", int, DEFAULT_MAX_BUCKETS, "client connections whose rate is tracked at once"),
+        ("--max-topics", int, DEFAULT_MAX_TOPICS, "lists that subscribers may follow through this proxy"),
+        ("--client-hwm", int, sockets.FRONT_HWM, "messages queued per client connection, each way"),
+    ]
+    for flag, kind, default, text in options:
+        limits.add_argument(
+            flag, type=_positive(kind), default=default, metavar="N", help=f"{text} (default {default:g})"
+        )
+
+
+def _positive(kind: Any) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+        return value
+
+    return parse
 
 
 def _seeds(text: str) -> tuple[str, ...]:
@@ -145,7 +177,21 @@ def _run_proxy(args: argparse.Namespace) -> int:
     from server.proxy_service import ProxyService, ProxySettings
 
     sockets.setup_logging(f"proxy/{args.id}", args.log_level)
-    settings = ProxySettings(args.id, args.bind, args.publish, _seeds(args.seeds), args.replicas)
+    settings = ProxySettings(
+        args.id,
+        args.bind,
+        args.publish,
+        _seeds(args.seeds),
+        args.replicas,
+        rate=args.rate,
+        burst=args.burst,
+        max_buckets=args.rate_table,
+        max_topics=args.max_topics,
+        client_hwm=args.client_hwm,
+    )
+    if settings.burst < 1:
+        print("shoplist-server proxy: --burst must be at least 1", file=sys.stderr)
+        return 2
 
     async def run() -> None:
         stop = _stop_event_on_signals()

@@ -1,5 +1,6 @@
-"""The proxy process: a ROUTER for clients, a PUB that fans out every change, DEALERs to the nodes it
-learns by gossip, and a SUB on every node's changes; routing decisions come from the proxy core."""
+"""The proxy process: a rate-limited ROUTER for clients, an XPUB that republishes the changes its
+subscribers follow under their own topics, DEALERs to the nodes it learns by gossip, and a SUB on every
+node's changes; routing decisions come from the proxy core, list ids become storage ids on the way in."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from protocol.messages import (
     error,
     error_for_frames,
     reply,
+    request_id_of,
 )
-from server import sockets
+from server import capability, sockets
 from server.links import Links
 from server.membership import Membership, table_from_wire
 from server.proxy_core import ROUTED, ProxyCore, ProxyEffect, ToClient, ToNode
+from server.rate_limit import DEFAULT_BURST, DEFAULT_MAX_BUCKETS, DEFAULT_RATE, RateLimiter
 from server.ring import Ring, RingHolder, build_ring
 
 log = logging.getLogger("shoplist.proxy")
@@ -46,6 +49,19 @@ class ProxySettings:
     seeds: tuple[str, ...]
     replicas: int = 3
     partitions: int = 256
+    rate: float = DEFAULT_RATE
+    burst: float = DEFAULT_BURST
+    max_buckets: int = DEFAULT_MAX_BUCKETS
+    max_topics: int = capability.DEFAULT_MAX_TOPICS
+    client_hwm: int = sockets.FRONT_HWM
+
+
+@dataclass(frozen=True)
+class ClientOrigin:
+    """Where a routed request came from: the client's connection and the list id it asked about."""
+
+    identity: bytes
+    list_id: str
 
 
 class ProxyService:
@@ -57,8 +73,13 @@ class ProxyService:
         self.ring: RingHolder | None = None
         self.core = ProxyCore(self.membership, self._current_ring, replicas=settings.replicas)
         self.context = zmq.asyncio.Context()
-        self.front = sockets.configure(self.context.socket(zmq.ROUTER))
-        self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
+        self.front = sockets.configure(self.context.socket(zmq.ROUTER), hwm=settings.client_hwm)
+        self.publisher = sockets.configure(self.context.socket(zmq.XPUB), hwm=sockets.PEER_HWM)
+        self.publisher.setsockopt(zmq.XPUB_MANUAL, 1)  # only whole, valid topics are applied
+        self.publisher.setsockopt(zmq.RCVHWM, settings.client_hwm)
+        self.publisher.setsockopt(zmq.MAXMSGSIZE, capability.MAX_SUBSCRIPTION_MESSAGE)
+        self.subscriptions = capability.Subscriptions(settings.max_topics)
+        self.limiter = RateLimiter(settings.rate, settings.burst, settings.max_buckets)
         self.changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
         self.changes.setsockopt(zmq.SUBSCRIBE, b"")
         self.links = Links(self.context, self._on_node_reply, self._on_node_lost)
@@ -80,7 +101,13 @@ class ProxyService:
         )
         tasks = [
             asyncio.create_task(loop)
-            for loop in (self._serve(), self._fan_out(), self._tick_loop(), self._gossip_loop())
+            for loop in (
+                self._serve(),
+                self._follow_subscriptions(),
+                self._fan_out(),
+                self._tick_loop(),
+                self._gossip_loop(),
+            )
         ]
         await stop.wait()
         for task in tasks:
@@ -94,6 +121,9 @@ class ProxyService:
         while True:
             frames = await self.front.recv_multipart()
             identity, payload = frames[0], frames[1:]
+            if not self.limiter.admit(self._rate_key(identity), time.monotonic()):
+                self._refuse_for_rate(identity, payload)
+                continue
             try:
                 message = decode(payload)
             except ProtocolError as problem:
@@ -108,9 +138,24 @@ class ProxyService:
                 log.exception("bug: handling %s failed", message.kind.value)
                 self._answer(identity, error(message.request_id, ErrorCode.INTERNAL, "internal error"))
 
+    def _rate_key(self, identity: bytes) -> bytes:
+        """Return whose bucket a request from connection `identity` takes a token from. The ROUTER's
+        routing identity is one per connection; with CurveZMQ the client's public key (the frame's
+        `User-Id` property set by the ZAP handler) is the better key: it survives reconnecting."""
+        return identity
+
+    def _refuse_for_rate(self, identity: bytes, payload: list[bytes]) -> None:
+        wait = self.limiter.retry_after(self._rate_key(identity))
+        text = (
+            f"too many requests on this connection (limit {self.limiter.rate:g}/s,"
+            f" bursts of {self.limiter.burst:g}); retry in {max(wait, 0.001):.3f} s"
+        )
+        self._answer(identity, error(request_id_of(payload), ErrorCode.RATE_LIMITED, text))
+
     def _dispatch(self, identity: bytes, message: Message) -> None:
         if message.kind in ROUTED:
-            self._apply(self.core.on_request(time.monotonic(), identity, message))
+            origin = ClientOrigin(identity, message.list_id)
+            self._apply(self.core.on_request(time.monotonic(), origin, capability.to_storage(message)))
         elif message.kind is Kind.STATUS:
             self._answer(identity, reply(message, Kind.STATUS_REPLY, info=self.status()))
         elif message.kind is Kind.PING:
@@ -122,7 +167,9 @@ class ProxyService:
     def _apply(self, effects: list[ProxyEffect]) -> None:
         for effect in effects:
             if isinstance(effect, ToClient):
-                self._answer(effect.origin, effect.message)
+                origin = effect.origin
+                assert isinstance(origin, ClientOrigin), "the core answers the origins the shell gave it"
+                self._answer(origin.identity, capability.to_client(effect.message, origin.list_id))
             elif isinstance(effect, ToNode):
                 record = self.membership.table.get(effect.node)
                 if record is None or not self.links.send(record.endpoint, effect.message):
@@ -166,11 +213,31 @@ class ProxyService:
     def _answer(self, identity: object, message: Message) -> None:
         sockets.try_send(self.front, [identity, *encode(message)])
 
+    async def _follow_subscriptions(self) -> None:
+        """Apply the subscriptions clients send the XPUB: only whole valid topics, within the cap. The
+        option applies to the connection the XPUB last read from, so nothing may await in between."""
+        while True:
+            frames = await self.publisher.recv_multipart()
+            refused = self.subscriptions.refused
+            decision = self.subscriptions.on_message(frames[0]) if len(frames) == 1 else None
+            if decision is not None:
+                option = zmq.SUBSCRIBE if decision.subscribe else zmq.UNSUBSCRIBE
+                self.publisher.setsockopt(option, decision.topic)
+            elif self.subscriptions.refused > refused and _is_power_of_two(self.subscriptions.refused):
+                log.warning(
+                    "%d subscriptions refused so far: %d topics are followed, the limit",
+                    self.subscriptions.refused,
+                    len(self.subscriptions),
+                )
+
     async def _fan_out(self) -> None:
-        """Republish every node's change to this proxy's subscribers (topic = list id)."""
+        """Republish the nodes' changes (under storage ids) to the subscribers following those lists,
+        under their list id's topic; changes nobody here follows are dropped."""
         while True:
             frames = await self.changes.recv_multipart()
-            sockets.try_send(self.publisher, frames)
+            republished = self.subscriptions.republish(frames)
+            if republished is not None:
+                sockets.try_send(self.publisher, republished)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -204,4 +271,11 @@ class ProxyService:
                 for record in self.membership.peers()
             ],
             "in_flight": self.core.in_flight(),
+            "subscriptions": len(self.subscriptions),
+            "subscriptions_refused": self.subscriptions.refused,
+            "rate_limited": self.limiter.refused,
         }
+
+
+def _is_power_of_two(number: int) -> bool:
+    return number > 0 and number & (number - 1) == 0

@@ -306,6 +306,13 @@ def _share(arguments: argparse.Namespace) -> None:
         cli_online.share(arguments, store, _say)
 
 
+def _reshare(arguments: argparse.Namespace) -> None:
+    from sync_service import cli_online
+
+    with _open(arguments) as store:
+        cli_online.reshare(arguments, store, _home(arguments), _say)
+
+
 def _join(arguments: argparse.Namespace) -> None:
     from sync_service import cli_online
 
@@ -345,6 +352,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "store": _store,
     "config": _config,
     "share": _share,
+    "reshare": _reshare,
     "join": _join,
     "pull": _pull,
     "sync": _sync,

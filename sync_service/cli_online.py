@@ -1,4 +1,5 @@
-"""The `shoplist` commands that talk to the cloud: share, join, pull, sync, status, config proxies."""
+"""The `shoplist` commands that talk to the cloud: share, reshare, join, pull, sync, status, config
+proxies."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class CloudUnreachable(EnvironmentProblem):
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add the online commands through the CLI's `command(name, summary, takes_list=)` helper."""
     command("share", "print the share code that lets others open this list")
+    command("reshare", "give a list a new share code; the old code then opens an empty list")
     command("join", "add a shared list to this computer by its code", takes_list=False).add_argument(
         "code", metavar="CODE", help="the share code, e.g. SL-1234-…"
     )
@@ -49,6 +51,38 @@ def share(arguments: argparse.Namespace, store: Store, say: Say) -> None:
         arguments,
         lambda: f"Share code of {target.title!r}: {code}{hint}",
         lambda: {"id": target.id, "title": target.title, "code": code},
+    )
+
+
+def reshare(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> None:
+    """Revoke a list's share code: move the list to a new random id (and code), push it, clear the old
+    list in the cloud, forget it here, and print the new code. Needs the cloud; nothing changes when
+    it does not answer before the move."""
+    from sync_service.share_code import share_code
+
+    target = store.find(arguments.list)
+    cloud_state = _with_cloud(home, lambda client: client.read(target.id))
+    moved, clear = store.reshare(target.id, cloud_state)
+    code = share_code(moved.id)
+
+    async def push(client: Any) -> None:
+        await client.write(moved.id, store.load(moved.id))
+        if not clear.is_empty():
+            await client.write(target.id, clear)
+
+    try:
+        _with_cloud(home, push)
+    except ShoplistError as problem:
+        raise ShoplistError(
+            f"{target.title!r} has the new code {code}, but the cloud did not take the change ({problem});"
+            " the old code shows the old items until the next sync, then delete the emptied old list"
+            f" ({target.id[:12]})"
+        ) from None
+    store.delete(target.id)  # its clearing is in the cloud: its outbox holds nothing else to send
+    say(
+        arguments,
+        lambda: f"New share code of {target.title!r}: {code}\n(the old code now opens an empty list)",
+        lambda: {"id": moved.id, "old_id": target.id, "title": moved.title, "code": code},
     )
 
 

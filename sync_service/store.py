@@ -352,10 +352,44 @@ class Store:
                 raise ListNotFoundError(f"no list with id {list_id}")
             self._connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, list_id))
 
+    def reshare(self, list_id: str, cloud_state: ShoppingList) -> tuple[ListSummary, ShoppingList]:
+        """Give the list a new random id, as one transaction, and return the new list and the delta
+        that clears the old one.
+
+        The new list keeps the CRDT state, merged with `cloud_state` (the cloud's copy of the old id),
+        is marked shared, and has that whole state in its outbox. The old list stays, emptied by a local
+        edit (every item removed, the title kept) whose delta is in its outbox too, so former members see
+        it empty once that reaches the cloud; the caller deletes it here once the cloud holds the clear.
+        Raises ListNotFoundError.
+        """
+        new_id = secrets.token_hex(16)
+        with self._connection.transaction():
+            row = self._connection.execute(
+                "SELECT header FROM lists WHERE id = %s FOR UPDATE", (list_id,)
+            ).fetchone()
+            if row is None:
+                raise ListNotFoundError(f"no list with id {list_id}")
+            records = self._connection.execute("SELECT record FROM items WHERE list_id = %s", (list_id,))
+            state = self._decode(list_id, row[0], [record for (record,) in records])
+            state.merge(cloud_state)
+            self._connection.execute(
+                "INSERT INTO lists (id, header, shared) VALUES (%s, %s, true)", (new_id, state.header_bytes())
+            )
+            self._write(new_id, state, state.item_keys(), len(state))
+            self._append_to_outbox(new_id, state)
+            keys = state.item_keys()
+            clear = ShoppingList(self.replica_id)
+            for item in state.entries():
+                clear.merge(state.remove_item(item.name))
+            self._write(list_id, state, keys, len(state))
+            self._connection.execute("UPDATE lists SET shared = false WHERE id = %s", (list_id,))
+            self._append_to_outbox(list_id, clear)
+        return ListSummary(new_id, state.title, self._item_count(new_id), True), clear
+
     def merge_remote(self, list_id: str, state: ShoppingList) -> RemoteMerge:
-        """Merge a state or delta that came from another replica (creating the list if new), writing
-        only the items that changed, and return what changed. Nothing goes to the outbox: it is not a
-        local edit."""
+        """Merge a state or delta that came from another replica (creating the list if new and the state
+        shows a title or an item), writing only the items that changed, and return what changed.
+        Nothing goes to the outbox: it is not a local edit."""
         return self._merge(list_id, state, local=False)
 
     def restore(self, list_id: str, state: ShoppingList) -> RemoteMerge:
@@ -368,6 +402,10 @@ class Store:
             row = self._connection.execute(
                 "SELECT header FROM lists WHERE id = %s FOR UPDATE", (list_id,)
             ).fetchone()
+            if row is None and not local and not state.title and not len(state):
+                # Nothing to show (a list's clearing after a reshare, arriving after its delete here):
+                # it creates no empty, untitled list.
+                return RemoteMerge(False, "", "", {}, {})
             if row is None:
                 local_state = ShoppingList(self.replica_id)
                 self._connection.execute(

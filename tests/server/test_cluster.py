@@ -24,6 +24,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from crdt import ShoppingList
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
+from server.capability import storage_id
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
 from sync_service.client import CloudClient
@@ -75,7 +76,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
 
 
 def _fetch(endpoint: str, list_id: str) -> ShoppingList | None:
-    answer = request(endpoint, Kind.FETCH, 2.0, list=list_id)
+    """Return the node's own copy of the list clients call `list_id`."""
+    answer = request(endpoint, Kind.FETCH, 2.0, list=storage_id(list_id))
     return ShoppingList.from_bytes(answer.body) if answer is not None and answer.kind is Kind.STATE else None
 
 
@@ -247,7 +249,7 @@ def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
 def test_read_repair_fixes_a_replica_that_missed_a_write(cluster: Cluster) -> None:
     lone = cluster.nodes[0]["endpoint"]
     delta = ShoppingList("alice").add_item("Butter", 3)
-    stored = request(lone, Kind.REPLICATE, 5.0, body=delta.to_bytes(), list="repair-me")
+    stored = request(lone, Kind.REPLICATE, 5.0, body=delta.to_bytes(), list=storage_id("repair-me"))
     assert stored is not None and stored.kind is Kind.OK
     others = [node["endpoint"] for node in cluster.nodes[1:]]
     assert all("Butter" not in (_fetch(endpoint, "repair-me") or ShoppingList("x")) for endpoint in others)
@@ -326,7 +328,7 @@ def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restart
             state = _fetch(victim["endpoint"], "handoff")
             assert state is not None
             assert set(written) <= set(state.items())
-            coordinated = request(victim["endpoint"], Kind.READ, 10.0, list="handoff")
+            coordinated = request(victim["endpoint"], Kind.READ, 10.0, list=storage_id("handoff"))
             assert coordinated is not None and coordinated.kind is Kind.STATE
             assert set(ShoppingList.from_bytes(coordinated.body).items()) == set(written)
             client = CloudClient(cluster.proxies)

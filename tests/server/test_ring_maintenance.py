@@ -38,7 +38,9 @@ def _items(endpoint: str, list_id: str) -> set[str]:
 def test_anti_entropy_repairs_a_replica_whose_store_was_edited_behind_its_back(tmp_path: Path) -> None:
     args = ["--scrub-every", "0.1"]
     with running_cluster(tmp_path, nodes=3, proxies=1, netns=False, node_args=args) as cluster:
-        proxy = next(iter(cluster.proxies.values())).endpoint
+        # Written through a node, not a proxy, so the node stores each list under the id used here (a
+        # proxy would store it under the list's storage id).
+        coordinator = next(iter(cluster.nodes.values())).endpoint
         lists = [f"home-{number}" for number in range(10)]
         backups = {}
         for list_id in lists:
@@ -46,7 +48,7 @@ def test_anti_entropy_repairs_a_replica_whose_store_was_edited_behind_its_back(t
             state.add_item("Milk")
             backups[list_id] = state.copy()  # what an old backup of the store holds
             state.add_item("Eggs")
-            answer = request(proxy, Kind.WRITE, 5.0, body=state.to_bytes(), list=list_id)
+            answer = request(coordinator, Kind.WRITE, 5.0, body=state.to_bytes(), list=list_id)
             assert answer is not None and answer.kind is Kind.OK
         ring = build_ring(cluster.ring_members())
         victim = cluster.nodes[ring.preference_list("home-3", 3)[0]]
