@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +24,16 @@ import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
 from crdt import ShoppingList
-from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
+from protocol.messages import (
+    MAX_BODY_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_HEADER_BYTES,
+    Kind,
+    Message,
+    decode,
+    encode,
+    topic,
+)
 from server.capability import storage_id
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
@@ -364,3 +374,230 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         client.close()
 
     asyncio.run(scenario())
+
+
+# ----- share codes are capabilities; limits at the proxy -----------------------------------------------
+
+
+def _reply_bytes(endpoint: str, message: Message) -> list[bytes]:
+    """Return the reply to `message` as the frames the proxy sent."""
+    socket = _dealer(endpoint)
+    try:
+        socket.send_multipart(encode(message))
+        assert socket.poll(10_000), f"no reply to {message.kind.value}"
+        return socket.recv_multipart()  # type: ignore[no-any-return]
+    finally:
+        socket.close(0)
+
+
+def _write(endpoint: str, list_id: str, delta: ShoppingList) -> None:
+    answer = request(endpoint, Kind.WRITE, 10.0, body=delta.to_bytes(), list=list_id)
+    assert answer is not None and answer.kind is Kind.OK, answer
+
+
+def _read(endpoint: str, list_id: str) -> ShoppingList:
+    answer = request(endpoint, Kind.READ, 10.0, list=list_id)
+    assert answer is not None and answer.kind is Kind.STATE, answer
+    return ShoppingList.from_bytes(answer.body)
+
+
+def _other_code(list_id: str) -> str:
+    return list_id[:-1] + ("0" if list_id[-1] != "0" else "1")
+
+
+def test_a_wrong_code_or_a_storage_id_gets_the_very_reply_a_list_nobody_wrote_gets(cluster: Cluster) -> None:
+    proxy, list_id = cluster.proxies[0], secrets.token_hex(16)
+    _write(proxy, list_id, ShoppingList("owner").add_item("Milk"))
+    replies = {
+        name: _reply_bytes(proxy, Message(Kind.READ, "same-id", {"list": asked}))
+        for name, asked in (
+            ("wrong code", _other_code(list_id)),
+            ("storage id from a node's database", storage_id(list_id)),
+            ("list nobody wrote", secrets.token_hex(16)),
+        )
+    }
+    assert replies["wrong code"] == replies["list nobody wrote"]
+    assert replies["storage id from a node's database"] == replies["list nobody wrote"]
+    assert decode(replies["wrong code"]).kind is Kind.STATE
+    assert "Milk" in _read(proxy, list_id)
+
+
+def test_a_client_without_the_code_cannot_change_the_list(cluster: Cluster) -> None:
+    proxy, list_id = cluster.proxies[1], secrets.token_hex(16)
+    owner = ShoppingList("owner")
+    _write(proxy, list_id, owner.add_item("Milk"))
+    stranger = ShoppingList("stranger")
+    for guess in (storage_id(list_id), _other_code(list_id)):
+        _write(proxy, guess, stranger.add_item("Graffiti"))
+    _write(proxy, list_id, owner.add_item("Eggs"))  # its W replicas have everything written before
+    assert set(_read(proxy, list_id).items()) == {"Milk", "Eggs"}
+    for node in cluster.nodes:
+        assert "Graffiti" not in (_fetch(node["endpoint"], list_id) or ShoppingList("x"))
+
+
+def _subscriber(publish: str, topics: list[bytes]) -> Any:
+    socket = zmq.Context.instance().socket(zmq.SUB)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(publish)
+    for subscription in topics:
+        socket.setsockopt(zmq.SUBSCRIBE, subscription)
+    return socket
+
+
+def _changes_until(socket: Any, list_id: str, item: str) -> list[Message]:
+    """Return every change `socket` receives up to and including one of `list_id` holding `item`."""
+    received: list[Message] = []
+    while True:
+        assert socket.poll(30_000), f"no change of {list_id} with {item} arrived"
+        frames = socket.recv_multipart()
+        change = decode(frames[1:])
+        assert frames[0] == topic(change.list_id)
+        received.append(change)
+        if change.list_id == list_id and item in ShoppingList.from_bytes(change.body):
+            return received
+
+
+def _warm_up(proxy: str, canary: str, sockets_: list[Any]) -> None:
+    """Write to `canary` until every socket received a change of it: their subscriptions are applied."""
+    waiting, number = list(sockets_), 0
+    deadline = time.monotonic() + 30
+    while waiting:
+        assert time.monotonic() < deadline, "subscriptions did not take effect"
+        _write(proxy, canary, ShoppingList("canary").add_item(f"warm-up {number}"))
+        number += 1
+        waiting = [socket for socket in waiting if not socket.poll(500)]
+    for socket in sockets_:
+        while socket.poll(200):  # drain the warm-up changes still queued
+            socket.recv_multipart()
+
+
+def test_a_subscriber_without_the_code_receives_nothing_of_the_list(cluster: Cluster) -> None:
+    proxy = cluster.proxies[0]
+    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
+    secret, canary = secrets.token_hex(16), secrets.token_hex(16)
+    member = _subscriber(publish, [topic(secret), topic(canary)])
+    guesses = [
+        b"",
+        secret[:6].encode(),
+        secret.encode(),
+        topic(storage_id(secret)),
+        topic(_other_code(secret)),
+    ]
+    stranger = _subscriber(publish, [*guesses, topic(canary)])
+    try:
+        _warm_up(proxy, canary, [member, stranger])  # so the stranger's guesses were handled too
+        _write(proxy, secret, ShoppingList("owner").add_item("Passport"))
+        [*_, change] = _changes_until(member, secret, "Passport")
+        assert change.fields == {"list": secret}
+        # The proxy handled the secret's change before the member got it; a change written after that
+        # reaches the stranger after anything the proxy sent it before (one connection keeps order).
+        _write(proxy, canary, ShoppingList("canary").add_item("Last"))
+        seen = _changes_until(stranger, canary, "Last")
+        assert {change.list_id for change in seen} == {canary}
+    finally:
+        member.close(0)
+        stranger.close(0)
+
+
+def _subscriptions(endpoint: str) -> int:
+    return int((gather_status(endpoint, 2.0) or {})["subscriptions"])
+
+
+def test_the_proxy_follows_the_whole_topics_its_subscribers_hold_until_the_last_one_leaves(
+    cluster: Cluster,
+) -> None:
+    proxy = cluster.proxies[1]
+    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
+    a, b, c = (secrets.token_hex(16) for _ in range(3))
+    base = _subscriptions(proxy)
+
+    async def reaches(count: int) -> bool:
+        return _subscriptions(proxy) == base + count
+
+    first = _subscriber(publish, [topic(a), topic(b), b"", a[:4].encode()])
+    asyncio.run(eventually(lambda: reaches(2)))
+    second = _subscriber(publish, [topic(b), topic(c)])
+    asyncio.run(eventually(lambda: reaches(3)))
+    first.setsockopt(zmq.UNSUBSCRIBE, topic(a))
+    asyncio.run(eventually(lambda: reaches(2)))
+    second.close(0)  # b stays: first still follows it
+    asyncio.run(eventually(lambda: reaches(1)))
+    try:
+        _warm_up(proxy, b, [first])
+    finally:
+        first.close(0)
+    asyncio.run(eventually(lambda: reaches(0)))
+
+
+def test_no_reply_a_client_can_get_names_a_storage_id_or_another_list(cluster: Cluster) -> None:
+    proxy, list_id = cluster.proxies[0], secrets.token_hex(16)
+    _write(proxy, list_id, ShoppingList("owner").add_item("Milk"))
+    about_the_list = [
+        _reply_bytes(proxy, Message(Kind.READ, "r-1", {"list": list_id})),
+        _reply_bytes(proxy, Message(Kind.WRITE, "w-1", {"list": list_id}, ShoppingList("x").to_bytes())),
+        _reply_bytes(proxy, Message(Kind.WRITE, "b-1", {"list": list_id}, b"not a list")),
+    ]
+    about_other_things = [
+        _reply_bytes(proxy, Message(Kind.PING, "p-1")),
+        _reply_bytes(proxy, Message(Kind.STATUS, "s-1")),
+        _reply_bytes(proxy, Message(Kind.READ, "o-1", {"list": _other_code(list_id)})),
+        _reply_bytes(proxy, Message(Kind.FETCH, "f-1", {"list": list_id})),
+        *(_reply_bytes_raw(proxy, frames) for frames, _code, _id in BAD_INPUTS + ONLY_FOR["proxy"]),
+    ]
+    for frames in about_the_list + about_other_things:
+        assert not any(storage_id(list_id).encode() in frame for frame in frames), frames
+    for frames in about_other_things:
+        assert not any(list_id.encode() in frame for frame in frames), frames
+
+
+def _reply_bytes_raw(endpoint: str, frames: list[bytes]) -> list[bytes]:
+    socket = _dealer(endpoint)
+    try:
+        socket.send_multipart(frames)
+        assert socket.poll(10_000)
+        return socket.recv_multipart()  # type: ignore[no-any-return]
+    finally:
+        socket.close(0)
+
+
+def test_a_connection_over_its_rate_is_told_so_and_the_proxy_keeps_serving_others(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    bind, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
+    seeds = ",".join(node["endpoint"] for node in cluster.nodes)
+    command = [sys.executable, "-m", "server.cli", "proxy", "--id", "strict", "--bind", bind]
+    command += ["--publish", publish, "--seeds", seeds, "--rate", "0.01", "--burst", "3"]
+    with (tmp_path / "strict-proxy.log").open("wb") as log:
+        strict = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+        assert _answers_ping(bind)
+        hostile = _dealer(bind)
+        try:
+            for number in range(10):
+                hostile.send_multipart(encode(Message(Kind.PING, f"burst-{number}")))
+            answers = []
+            for _ in range(10):
+                assert hostile.poll(10_000)
+                answers.append(decode(hostile.recv_multipart()))
+        finally:
+            hostile.close(0)
+        assert [answer.kind for answer in answers] == [Kind.PONG] * 3 + [Kind.ERROR] * 7
+        assert [answer.request_id for answer in answers] == [f"burst-{number}" for number in range(10)]
+        refusal = answers[-1].fields
+        assert refusal["code"] == "rate_limited"
+        assert "too many requests on this connection" in refusal["message"]
+        list_id = secrets.token_hex(16)
+
+        async def served() -> bool:  # each `request` is a fresh connection with a bucket of its own
+            answer = request(
+                bind, Kind.WRITE, 5.0, body=ShoppingList("o").add_item("Tea").to_bytes(), list=list_id
+            )
+            return answer is not None and answer.kind is Kind.OK
+
+        asyncio.run(eventually(served))
+        assert "Tea" in _read(bind, list_id)
+        info = gather_status(bind, 5.0) or {}
+        assert info["rate_limited"] >= 7
+    finally:
+        strict.send_signal(signal.SIGTERM)
+        strict.wait(60)

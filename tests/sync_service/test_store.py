@@ -272,3 +272,38 @@ def test_item_reads_one_item_by_any_spelling_of_its_name(store: Store) -> None:
     item = store.item(list_id, "  whole   MILK ")
     assert item is not None and (item.name, item.needed) == ("Whole Milk", 2)
     assert store.item(list_id, "Eggs") is None
+
+
+def test_reshare_moves_the_state_to_a_new_id_and_empties_the_old_list_by_a_local_edit(store: Store) -> None:
+    old = store.create("Groceries")
+    store.add_item(old.id, "Milk", 2)
+    cloud = ShoppingList("bob")
+    cloud.merge(store.load(old.id))
+    cloud.add_item("Eggs", 6)  # written by a member, not pulled here yet
+    outbox_before = len(store.outbox())
+    moved, clear = store.reshare(old.id, cloud)
+    assert moved.id != old.id and len(moved.id) == 32
+    assert (moved.title, moved.items, moved.shared) == ("Groceries", 2, True)
+    assert store.load(moved.id).items() == {"Milk": (2, 0), "Eggs": (6, 0)}
+    left = store.load(old.id)
+    assert (left.title, len(left)) == ("Groceries", 0)
+    former_member = cloud.copy("bob")
+    former_member.merge(clear)
+    assert len(former_member) == 0  # the clearing covers what the cloud held too
+    new_entries = store.outbox()[outbox_before:]
+    assert [entry.list_id for entry in new_entries] == [moved.id, old.id]
+    assert ShoppingList.from_bytes(new_entries[0].delta).items() == {"Milk": (2, 0), "Eggs": (6, 0)}
+
+
+def test_reshare_of_an_unknown_list_is_refused(store: Store) -> None:
+    with pytest.raises(ListNotFoundError):
+        store.reshare("0" * 32, ShoppingList("x"))
+
+
+def test_a_remote_state_showing_nothing_creates_no_list(store: Store) -> None:
+    state = ShoppingList("bob")
+    state.add_item("Milk")
+    clear = state.remove_item("Milk")
+    merged = store.merge_remote("f" * 32, clear)
+    assert not merged.created
+    assert store.lists() == []

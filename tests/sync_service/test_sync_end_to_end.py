@@ -13,6 +13,7 @@ import pytest
 
 from crdt import ShoppingList
 from sync_service.client import CloudClient
+from sync_service.share_code import list_id_of
 from tests.cloud import running_cluster
 from tests.sync_service.homes import HomeUnderTest, eventually, shared_list
 
@@ -144,3 +145,56 @@ def test_a_proxy_killed_mid_sync_does_not_stop_sync(
         assert cloud_items(cluster.proxies[1:], list_id) == {
             f"Tent peg {index}": (1, 0) for index in range(80)
         }
+
+
+def test_reshare_leaves_former_members_an_empty_list_and_new_code_holders_the_items(
+    make_home: Callable[[str], HomeUnderTest],
+) -> None:
+    alice, bob, carol = make_home("alice"), make_home("bob"), make_home("carol")
+    old_id = shared_list(alice, bob, "Groceries")
+    for name, needed in (("Milk", "2"), ("Eggs", "6")):
+        assert alice.shoplist("add", "Groceries", name, "--needed", needed).code == 0
+    assert alice.shoplist("sync").code == 0
+    assert bob.shoplist("--json", "pull", "Groceries").json()["items"] == 2
+
+    result = alice.shoplist("--json", "reshare", "Groceries")
+    assert result.code == 0, result.stderr
+    reshared = result.json()
+    new_id = reshared["id"]
+    assert reshared["old_id"] == old_id and new_id != old_id
+    assert list_id_of(reshared["code"]) == new_id
+    assert alice.shoplist("--json", "lists").json() == [{"id": new_id, "title": "Groceries", "items": 2}]
+
+    assert cloud_items(alice.proxies, old_id) == {}
+    assert cloud_items(alice.proxies, new_id) == {"Milk": (2, 0), "Eggs": (6, 0)}
+    assert bob.shoplist("--json", "pull", "Groceries").json() == {
+        "id": old_id,
+        "title": "Groceries",
+        "items": 0,
+    }
+    assert carol.shoplist("--json", "join", reshared["code"]).json()["items"] == 2
+
+    # What the former member writes to the old list stays there.
+    assert bob.shoplist("add", "Groceries", "Graffiti").code == 0
+    assert bob.shoplist("sync").code == 0
+    assert "Graffiti" not in cloud_items(alice.proxies, new_id)
+    assert carol.shoplist("add", "Groceries", "Bread").code == 0
+    assert carol.shoplist("sync").code == 0
+    assert alice.shoplist("sync").code == 0
+    shown = alice.shoplist("--json", "show", "Groceries").json()["items"]
+    assert sorted(item["name"] for item in shown) == ["Bread", "Eggs", "Milk"]
+
+
+def test_reshare_with_the_cloud_unreachable_changes_nothing(
+    make_home: Callable[[str], HomeUnderTest],
+) -> None:
+    home = make_home("offline")
+    home.proxies = ["tcp://127.0.0.1:9"]
+    created = home.shoplist("--json", "new", "Groceries").json()
+    home.shoplist("add", "Groceries", "Eggs")
+    result = home.shoplist("reshare", "Groceries")
+    assert result.code == 1
+    assert "unreachable" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert home.shoplist("--json", "lists").json() == [
+        {"id": created["id"], "title": "Groceries", "items": 1}
+    ]
