@@ -228,6 +228,27 @@ class ListController(QObject):
         self._enqueue(run)
         return result
 
+    def reshare(self) -> asyncio.Future[str]:
+        """Give the current list a new share code (the old one then opens an empty list) and show the
+        moved list; the future has the new code, or fails with a ShoplistError."""
+        from sync_service.cli_online import reshare_list
+
+        result: asyncio.Future[str] = asyncio.get_event_loop().create_future()
+        list_id = self.current_id
+
+        async def run() -> None:
+            try:
+                moved, code = await self.session.call(lambda store: reshare_list(store, self.home, list_id))
+            except ShoplistError as error:
+                result.set_exception(error)
+                return
+            await self._refresh_lists()
+            await self._show(moved.id)
+            result.set_result(code)
+
+        self._enqueue(run)
+        return result
+
     def history(self) -> list[str]:
         """Return the names offered by autocomplete, most recently added first."""
         return list(self._history)

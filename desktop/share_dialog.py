@@ -1,4 +1,5 @@
-"""The share dialog: the current list's share code to copy, and a field to join a list by its code."""
+"""The share dialog: the current list's share code to copy or replace, and a field to join a list by its
+code."""
 
 from __future__ import annotations
 
@@ -43,9 +44,14 @@ class ShareDialog(QDialog):
         self.copy_button = QPushButton("Copy")
         self.copy_button.setAccessibleName("Copy share code")
         self.copy_button.clicked.connect(self.copy_code)
+        self.reshare_button = QPushButton("New code")
+        self.reshare_button.setAccessibleName("New share code")
+        self.reshare_button.setToolTip("Replace the code: whoever has the old one then sees an empty list")
+        self.reshare_button.clicked.connect(self.reshare)
         row = QHBoxLayout()
         row.addWidget(self.code_field, 1)
         row.addWidget(self.copy_button)
+        row.addWidget(self.reshare_button)
         share_layout.addLayout(row)
         self.share_hint = QLabel(
             "Anyone with this code can open and edit the list."
@@ -56,6 +62,7 @@ class ShareDialog(QDialog):
         share_layout.addWidget(self.share_hint)
         self.code_field.setEnabled(bool(code))
         self.copy_button.setEnabled(bool(code))
+        self.reshare_button.setEnabled(bool(code))
         layout.addWidget(share_box)
 
         join_box = QGroupBox("Join a list")
@@ -88,6 +95,23 @@ class ShareDialog(QDialog):
         """Put the share code on the clipboard."""
         QGuiApplication.clipboard().setText(self.code_field.text())
         self.share_hint.setText("Copied. Anyone with this code can open and edit the list.")
+
+    def reshare(self) -> None:
+        """Replace the list's code; the new one shows here once the cloud has the moved list."""
+        self.share_hint.setText("Moving the list to a new code…")
+        self.reshare_button.setEnabled(False)
+        self.controller.reshare().add_done_callback(self._reshared)
+
+    def _reshared(self, future: asyncio.Future[str]) -> None:
+        if not self.isVisible():
+            return
+        self.reshare_button.setEnabled(True)
+        error = future.exception()
+        if error is None:
+            self.code_field.setText(future.result())
+            self.share_hint.setText("New code. Whoever had the old code now sees an empty list.")
+        else:
+            self.share_hint.setText(str(error) if isinstance(error, ShoplistError) else f"Failed: {error}")
 
     def join(self) -> None:
         """Join the list whose code is typed; the dialog closes once it is shown."""

@@ -23,8 +23,6 @@ from protocol.messages import LIST_ID_PATTERN, TOPIC_END, Kind, Message, Protoco
 PERSONALISATION = b"shoplist:list:v1"
 """BLAKE2b personalisation (16 bytes): storage ids are hashes of this kind and no other."""
 MAX_TOPIC_BYTES = 128 + len(TOPIC_END)
-MAX_SUBSCRIPTION_MESSAGE = 1 + MAX_TOPIC_BYTES
-"""An XPUB subscription message: one byte (1 subscribe, 0 unsubscribe), then the topic."""
 DEFAULT_MAX_TOPICS = 100_000
 _CLIENT_FIELDS = {Kind.ERROR: ("code", "message")}
 

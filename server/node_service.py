@@ -84,7 +84,7 @@ class NodeService:
         self._ids = itertools.count(1)
         self.context = zmq.asyncio.Context()
         self.router = sockets.configure(self.context.socket(zmq.ROUTER), hwm=sockets.PEER_HWM)
-        self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
+        self.publisher = sockets.configure_publisher(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
         self.links = Links(self.context, self._on_link_reply, self._on_link_lost)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.tree = DigestTree(settings.partitions)

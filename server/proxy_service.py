@@ -74,10 +74,10 @@ class ProxyService:
         self.core = ProxyCore(self.membership, self._current_ring, replicas=settings.replicas)
         self.context = zmq.asyncio.Context()
         self.front = sockets.configure(self.context.socket(zmq.ROUTER), hwm=settings.client_hwm)
-        self.publisher = sockets.configure(self.context.socket(zmq.XPUB), hwm=sockets.PEER_HWM)
+        self.publisher = sockets.configure_publisher(
+            self.context.socket(zmq.XPUB), hwm=sockets.PEER_HWM, subscription_hwm=settings.client_hwm
+        )
         self.publisher.setsockopt(zmq.XPUB_MANUAL, 1)  # only whole, valid topics are applied
-        self.publisher.setsockopt(zmq.RCVHWM, settings.client_hwm)
-        self.publisher.setsockopt(zmq.MAXMSGSIZE, capability.MAX_SUBSCRIPTION_MESSAGE)
         self.subscriptions = capability.Subscriptions(settings.max_topics)
         self.limiter = RateLimiter(settings.rate, settings.burst, settings.max_buckets)
         self.changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)

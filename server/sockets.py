@@ -16,6 +16,11 @@ PEER_HWM = 1000
 """Queued messages per node peer: nodes are trusted, and need room for bursts of replication."""
 
 
+MAX_SUBSCRIPTION_BYTES = 256
+"""Inbound frame limit on PUB and XPUB sockets: their peers only send subscriptions (a flag byte and a
+topic of at most 129 bytes), and libzmq keeps every subscription a connection sends until it leaves."""
+
+
 def configure(socket: Any, *, hwm: int = FRONT_HWM, immediate: bool = False) -> Any:
     """Set MAXMSGSIZE, both high-water marks and no linger on `socket`, and return it. With
     `immediate`, sends fail at once (zmq.Again) while the peer is not connected."""
@@ -25,6 +30,15 @@ def configure(socket: Any, *, hwm: int = FRONT_HWM, immediate: bool = False) -> 
     socket.setsockopt(zmq.LINGER, 0)
     if immediate:
         socket.setsockopt(zmq.IMMEDIATE, 1)
+    return socket
+
+
+def configure_publisher(socket: Any, *, hwm: int, subscription_hwm: int = FRONT_HWM) -> Any:
+    """Configure a PUB or XPUB `socket` like `configure`, queueing `hwm` messages per subscriber and
+    taking at most `subscription_hwm` subscriptions queued per connection, of MAX_SUBSCRIPTION_BYTES."""
+    configure(socket, hwm=hwm)
+    socket.setsockopt(zmq.RCVHWM, subscription_hwm)
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
     return socket
 
 

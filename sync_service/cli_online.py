@@ -55,35 +55,47 @@ def share(arguments: argparse.Namespace, store: Store, say: Say) -> None:
 
 
 def reshare(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> None:
-    """Revoke a list's share code: move the list to a new random id (and code), push it, clear the old
-    list in the cloud, forget it here, and print the new code. Needs the cloud; nothing changes when
-    it does not answer before the move."""
+    """Give a list a new share code and print it; the old code then opens an empty list."""
+    old = store.find(arguments.list)
+    moved, code = reshare_list(store, home, old.id)
+    say(
+        arguments,
+        lambda: f"New share code of {moved.title!r}: {code}\n(the old code now opens an empty list)",
+        lambda: {"id": moved.id, "old_id": old.id, "title": moved.title, "code": code},
+    )
+
+
+def reshare_list(store: Store, home: Home, list_id: str) -> tuple[ListSummary, str]:
+    """Revoke the list's share code: move the list to a new random id keeping its CRDT state (merged
+    with the cloud's copy), push it, clear the old list in the cloud, forget the old list here, and
+    return the new list and its code.
+
+    Needs the cloud: raises CloudUnreachable, before changing anything, when it does not answer. If it
+    stops answering after the move, raises ShoplistError naming the new code; the clearing of the old
+    list then waits in its outbox for the next sync.
+    """
     from sync_service.share_code import share_code
 
-    target = store.find(arguments.list)
-    cloud_state = _with_cloud(home, lambda client: client.read(target.id))
-    moved, clear = store.reshare(target.id, cloud_state)
+    title = store.find(list_id).title
+    cloud_state = _with_cloud(home, lambda client: client.read(list_id))
+    moved, clear = store.reshare(list_id, cloud_state)
     code = share_code(moved.id)
 
     async def push(client: Any) -> None:
         await client.write(moved.id, store.load(moved.id))
         if not clear.is_empty():
-            await client.write(target.id, clear)
+            await client.write(list_id, clear)
 
     try:
         _with_cloud(home, push)
     except ShoplistError as problem:
         raise ShoplistError(
-            f"{target.title!r} has the new code {code}, but the cloud did not take the change ({problem});"
-            " the old code shows the old items until the next sync, then delete the emptied old list"
-            f" ({target.id[:12]})"
+            f"{title!r} has the new code {code}, but the cloud did not take the change ({problem});"
+            " the old code shows the old items until the next sync; delete the emptied old list"
+            f" ({list_id[:12]}) after it"
         ) from None
-    store.delete(target.id)  # its clearing is in the cloud: its outbox holds nothing else to send
-    say(
-        arguments,
-        lambda: f"New share code of {target.title!r}: {code}\n(the old code now opens an empty list)",
-        lambda: {"id": moved.id, "old_id": target.id, "title": moved.title, "code": code},
-    )
+    store.delete(list_id)  # its clearing is in the cloud: its outbox holds nothing else to send
+    return moved, code
 
 
 def join(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> None:

@@ -183,6 +183,21 @@ def test_ctrl_shift_s_shows_the_share_code_and_marks_the_list_shared(
     assert window.share_dialog.join_status.text()  # a mistyped code is explained, nothing is fetched
 
 
+def test_a_new_code_with_the_cloud_unreachable_says_so_and_keeps_the_list_and_its_code(
+    groceries, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPLIST_PROXIES", "tcp://127.0.0.1:9")
+    window = groceries
+    qtbot.keyClick(window.items_view, Qt.Key.Key_S, CTRL_SHIFT)
+    qtbot.waitUntil(lambda: window.share_dialog is not None and window.share_dialog.isVisible())
+    list_id = window.controller.current_id
+    window.share_dialog.reshare_button.click()
+    qtbot.waitUntil(lambda: "unreachable" in window.share_dialog.share_hint.text(), timeout=30_000)
+    assert window.share_dialog.reshare_button.isEnabled()
+    assert window.share_dialog.code_field.text() == share_code(list_id)
+    assert window.controller.current_id == list_id
+
+
 def test_f5_asks_the_running_sync_service_to_sync_now(
     groceries, qtbot: QtBot, postgres_database: str, home_path: Path
 ) -> None:
