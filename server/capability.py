@@ -69,6 +69,11 @@ class Subscriptions:
     applied, so its subscriber receives nothing for that list until a restart of the subscription finds
     room (clients re-read their lists then, losing nothing). An XPUB cannot say which connection sent a
     subscription, so the cap is on the total, not per connection.
+
+    The counts are exact for what a real SUB socket sends (each topic once, cancelled at most once). A
+    hand-made peer that repeats or cancels topics it never sent can only skew the counts of topics it
+    names, that is of lists whose codes it holds: a list it cancels too often may stop being republished
+    here until its subscribers resubscribe, one it subscribes twice stays in the map (within the cap).
     """
 
     def __init__(self, max_topics: int = DEFAULT_MAX_TOPICS) -> None:

@@ -34,6 +34,7 @@ from protocol.messages import (
     encode,
     topic,
 )
+from server import sockets
 from server.capability import storage_id
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
@@ -504,6 +505,24 @@ def test_a_subscriber_without_the_code_receives_nothing_of_the_list(cluster: Clu
         return _subscriptions(proxy) == followed_before
 
     asyncio.run(eventually(forgotten))
+
+
+def test_a_subscription_over_the_publishers_frame_limit_drops_only_that_connection(cluster: Cluster) -> None:
+    proxy = cluster.proxies[-1]
+    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
+    hostile = zmq.Context.instance().socket(zmq.SUB)
+    hostile.setsockopt(zmq.LINGER, 0)
+    hung_up = hostile.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        hostile.connect(publish)
+        hostile.setsockopt(zmq.SUBSCRIBE, b"x" * (sockets.MAX_SUBSCRIPTION_BYTES + 1))
+        assert hung_up.poll(60_000), "the proxy should drop a subscriber that sends an oversized frame"
+        assert recv_monitor_message(hung_up)["event"] == zmq.EVENT_DISCONNECTED
+    finally:
+        hostile.disable_monitor()
+        hung_up.close(0)
+        hostile.close(0)
+    assert _answers_ping(proxy)
 
 
 def _subscriptions(endpoint: str) -> int:
