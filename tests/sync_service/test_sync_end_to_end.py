@@ -198,3 +198,26 @@ def test_reshare_with_the_cloud_unreachable_changes_nothing(
     assert home.shoplist("--json", "lists").json() == [
         {"id": created["id"], "title": "Groceries", "items": 1}
     ]
+
+
+def test_reshare_while_the_owners_sync_service_runs_leaves_one_list_with_every_item(
+    make_home: Callable[[str], HomeUnderTest], services: list[subprocess.Popen[bytes]]
+) -> None:
+    alice, bob = make_home("alice"), make_home("bob")
+    old_id = shared_list(alice, bob, "Groceries")
+    assert alice.shoplist("add", "Groceries", "Milk", "--needed", "2").code == 0
+    services.append(alice.start_sync_service())
+    with alice.store() as store:
+        eventually(lambda: alice.service_state(store) == "synced" and not store.outbox(), "alice synced")
+        result = alice.shoplist("--json", "reshare", "Groceries")
+        assert result.code == 0, result.stderr
+        new_id = result.json()["id"]
+        # The service follows the new list, pushes what the move queued, and brings nothing of the old one
+        # back (its clearing comes back from the cloud after the old list was deleted here).
+        eventually(
+            lambda: alice.service_state(store) == "synced" and not store.outbox(), "alice synced again"
+        )
+        assert [(summary.id, summary.items) for summary in store.lists()] == [(new_id, 1)]
+    assert cloud_items(alice.proxies, new_id) == {"Milk": (2, 0)}
+    assert cloud_items(alice.proxies, old_id) == {}
+    assert bob.shoplist("--json", "pull", "Groceries").json()["items"] == 0
