@@ -16,6 +16,7 @@ from sync_service.keychain_core import (
     Choice,
     KeychainError,
     Kind,
+    SecretsReport,
     check_entry,
     choose,
     decode_file,
@@ -162,6 +163,15 @@ def open_keychain(home: Home, backend: Backend | None = None) -> Keychain:
         backend, problem, name = _system_keyring(home)
     choice = choose(setting, recorded, problem)
     return Keychain(home, choice, backend if choice.kind == "keyring" else None, name)
+
+
+def secrets_report(home: Home) -> SecretsReport:
+    """Return where the home's secrets are (or why they cannot be reached), without raising."""
+    try:
+        keychain = open_keychain(home)
+    except KeychainError as error:
+        return SecretsReport(None, False, str(error))
+    return SecretsReport(keychain.where(), keychain.is_fallback)
 
 
 def client_keys(home: Home, backend: Backend | None = None) -> tuple[bytes, bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sync_service.errors import EnvironmentProblem
 
@@ -90,6 +90,33 @@ def describe(choice: Choice, backend_name: str, file_path: str) -> str:
     if choice.kind == "keyring":
         return f"the system keyring ({backend_name})"
     return f"an owner-only file, {file_path}, because {choice.reason}"
+
+
+@dataclass(frozen=True)
+class SecretsReport:
+    """Where a home's secrets are, for `status`, the window and the sync service's log: `where` is the
+    `describe` fragment, `fallback` says it is the owner-only file, `problem` why the keychain is out of
+    reach (then `where` is None)."""
+
+    where: str | None
+    fallback: bool
+    problem: str | None = None
+
+    def line(self) -> str:
+        """Return one line saying where the secrets are, worded as a warning unless in a keyring."""
+        if self.problem is not None:
+            return f"warning: the secrets cannot be reached: {self.problem}"
+        if self.fallback:
+            return f"warning: not in a keyring but in {self.where}"
+        return f"in {self.where}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The `status --json` shape: {"where", "fallback", "problem"}."""
+        return {"where": self.where, "fallback": self.fallback, "problem": self.problem}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SecretsReport:
+        return cls(data["where"], bool(data["fallback"]), data["problem"])
 
 
 def display_name(keyring_name: str) -> str:

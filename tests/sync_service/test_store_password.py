@@ -13,6 +13,7 @@ from sync_service.home import Home
 from sync_service.keychain import DATABASE_PASSWORD, open_keychain, secrets_dir, secrets_file
 from tests.sync_service.conftest import run_shoplist
 from tests.sync_service.test_cli import assert_one_line_error
+from tests.sync_service.test_cli_online import run_with_keyring
 
 
 def items(home: Path) -> list[str]:
@@ -114,3 +115,16 @@ def test_the_secrets_folder_is_private(own_home: Path) -> None:
     info = os.stat(secrets_dir(Home(own_home)))
     assert stat.S_IMODE(info.st_mode) == 0o700
     assert json.loads(secrets_file(Home(own_home)).read_text())["format"] == "shoplist-secrets"
+
+
+def test_with_a_system_keyring_the_password_goes_there_and_the_home_holds_none(
+    own_home: Path, tmp_path: Path
+) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    assert run_with_keyring(own_home, None, keyring_file, "new", "Groceries").code == 0
+    assert run_with_keyring(own_home, None, keyring_file, "store", "stop").code == 0
+    stored = json.loads(keyring_file.read_text())
+    assert list(stored) == [f"shoplist home {own_home}\ndatabase-password"]
+    assert not secrets_file(Home(own_home)).exists() and not (own_home / "store-password").exists()
+    listed = run_with_keyring(own_home, None, keyring_file, "--json", "lists").json()
+    assert [entry["title"] for entry in listed] == ["Groceries"]
