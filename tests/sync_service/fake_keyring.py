@@ -1,5 +1,6 @@
-"""A keyring backend for tests that keeps its passwords in the JSON file $TEST_KEYRING_FILE, so a CLI
-process finds a "system keyring" (through PYTHON_KEYRING_BACKEND) without a desktop one."""
+"""Keyring backends for tests, so no test needs a desktop keyring: in memory, always locked, and one that
+keeps its passwords in the JSON file $TEST_KEYRING_FILE, which a CLI process finds through keyring's
+own PYTHON_KEYRING_BACKEND setting."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
+from keyring.errors import KeyringLocked, PasswordDeleteError
 
 
 class FileBackedKeyring(KeyringBackend):
@@ -34,3 +35,31 @@ class FileBackedKeyring(KeyringBackend):
         if stored.pop(f"{service}\n{username}", None) is None:
             raise PasswordDeleteError(username)
         self._path.write_text(json.dumps(stored))
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring backend that keeps passwords in a dict, as a desktop keyring would keep them."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.passwords:
+            raise PasswordDeleteError(username)
+        del self.passwords[(service, username)]
+
+
+class LockedKeyring(MemoryKeyring):
+    """A keyring whose every use fails, as a locked desktop keyring in a session without a prompt."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise KeyringLocked("the collection is locked")

@@ -14,9 +14,7 @@ import keyring
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.errors import KeyringLocked, PasswordDeleteError
 
 from sync_service.home import Home
 from sync_service.keychain import (
@@ -36,34 +34,7 @@ from sync_service.keychain_core import (
     encode_file,
     service_name,
 )
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring backend that keeps passwords in a dict, as a desktop keyring would keep them."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if (service, username) not in self.passwords:
-            raise PasswordDeleteError(username)
-        del self.passwords[(service, username)]
-
-
-class LockedKeyring(MemoryKeyring):
-    """A keyring whose every use fails, as a locked desktop keyring in a session without a prompt."""
-
-    def get_password(self, service: str, username: str) -> str | None:
-        raise KeyringLocked("the collection is locked")
+from tests.sync_service.fake_keyring import LockedKeyring, MemoryKeyring
 
 
 @pytest.fixture
@@ -196,7 +167,7 @@ def test_with_a_keyring_the_secrets_go_there_under_the_homes_service(
     keychain = open_keychain(home)
     keychain.set("database-password", "s3cret")
     assert not keychain.is_fallback
-    assert keychain.where() == "the system keyring (test keychain MemoryKeyring)"
+    assert keychain.where() == "the system keyring (fake keyring MemoryKeyring)"
     assert system_keyring.passwords == {(service_name(str(home.path)), "database-password"): "s3cret"}
     assert not secrets_file(home).exists()
     assert keyring_marker(home).exists()
