@@ -155,12 +155,16 @@ def open_keychain(home: Home, backend: Backend | None = None) -> Keychain:
     place the home's secrets are in cannot be reached."""
     setting = parse_setting(os.environ.get(SETTING_ENV))
     recorded = _recorded(home)
-    if backend is not None:
-        problem, name = _probe(home, backend), _backend_display_name(backend)
-    elif recorded == "file" or (recorded is None and setting == "file"):
+    if backend is None and (recorded == "file" or (recorded is None and setting == "file")):
         problem, name = "not consulted", ""  # never import keyring (nor wake a desktop one) for a file home
     else:
-        backend, problem, name = _system_keyring(home)
+        if backend is None:
+            backend, problem, name = _system_keyring()
+        else:
+            problem, name = None, _backend_display_name(backend)
+        if problem is None and recorded is None:
+            # Choosing for good: the keyring must work now. A home already in it finds out at first use.
+            problem = _probe(home, backend)
     choice = choose(setting, recorded, problem)
     return Keychain(home, choice, backend if choice.kind == "keyring" else None, name)
 
@@ -169,6 +173,7 @@ def secrets_report(home: Home) -> SecretsReport:
     """Return where the home's secrets are (or why they cannot be reached), without raising."""
     try:
         keychain = open_keychain(home)
+        keychain.get(DATABASE_PASSWORD)  # reached, not only configured
     except KeychainError as error:
         return SecretsReport(None, False, str(error))
     return SecretsReport(keychain.where(), keychain.is_fallback)
@@ -207,7 +212,7 @@ def _recorded(home: Home) -> Kind | None:
     return None
 
 
-def _system_keyring(home: Home) -> tuple[Backend | None, str | None, str]:
+def _system_keyring() -> tuple[Backend | None, str | None, str]:
     """Return the system keyring backend, why it cannot be used (None if it can), and its name."""
     try:
         import keyring
@@ -222,7 +227,7 @@ def _system_keyring(home: Home) -> tuple[Backend | None, str | None, str]:
         return None, "no keyring backend is available", ""
     if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
         return None, "no keyring backend is available", ""
-    return backend, _probe(home, backend), _backend_display_name(backend)
+    return backend, None, _backend_display_name(backend)
 
 
 def _probe(home: Home, backend: Backend) -> str | None:

@@ -24,6 +24,7 @@ from sync_service.keychain import (
     open_keychain,
     secrets_dir,
     secrets_file,
+    secrets_report,
 )
 from sync_service.keychain_core import (
     Choice,
@@ -220,7 +221,13 @@ def test_a_home_in_the_keyring_never_falls_back_when_the_keyring_is_gone(
 ) -> None:
     open_keychain(home).set("database-password", "s3cret")
     keyring.set_keyring(LockedKeyring())
-    with pytest.raises(KeychainError, match="cannot be used now: the collection is locked"):
+    keychain = open_keychain(home)
+    assert not keychain.is_fallback
+    with pytest.raises(KeychainError, match=r"from the system keyring .*: the collection is locked"):
+        keychain.get("database-password")
+    assert secrets_report(home).problem is not None
+    keyring.set_keyring(fail.Keyring())
+    with pytest.raises(KeychainError, match="cannot be used now: no keyring backend is available"):
         open_keychain(home)
     assert not secrets_file(home).exists()
 
