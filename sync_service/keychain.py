@@ -155,16 +155,17 @@ def open_keychain(home: Home, backend: Backend | None = None) -> Keychain:
     place the home's secrets are in cannot be reached."""
     setting = parse_setting(os.environ.get(SETTING_ENV))
     recorded = _recorded(home)
+    problem: str | None = None
+    name = ""
     if backend is None and (recorded == "file" or (recorded is None and setting == "file")):
-        problem, name = "not consulted", ""  # never import keyring (nor wake a desktop one) for a file home
+        problem = "not consulted"  # never import keyring (nor wake a desktop one) for a file home
+    elif backend is None:
+        backend, problem, name = _system_keyring()
     else:
-        if backend is None:
-            backend, problem, name = _system_keyring()
-        else:
-            problem, name = None, _backend_display_name(backend)
-        if problem is None and recorded is None:
-            # Choosing for good: the keyring must work now. A home already in it finds out at first use.
-            problem = _probe(home, backend)
+        name = _backend_display_name(backend)
+    if backend is not None and problem is None and recorded is None:
+        # Choosing for good: the keyring must work now. A home already in it finds out at first use.
+        problem = _probe(home, backend)
     choice = choose(setting, recorded, problem)
     return Keychain(home, choice, backend if choice.kind == "keyring" else None, name)
 
