@@ -64,7 +64,6 @@ def _notice_already_shown(home: Home) -> None:
     from desktop.settings import SECRETS_NOTICE_KEY, window_settings
     from sync_service.keychain import secrets_report
 
-    home.prepare()
     settings = window_settings(home)
     settings.setValue(SECRETS_NOTICE_KEY, secrets_report(home).where)
     settings.sync()
@@ -80,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["SHOPLIST_KEYRING"] = "file"  # a throwaway home: never the desktop's keyring
     with tempfile.TemporaryDirectory(prefix="shoplist-screenshots-") as folder:
         home = Home(Path(folder) / "home")
-        _notice_already_shown(home)
         service = open_store(home)  # holds the sync service's claim, as a running tray would
+        _notice_already_shown(home)
         try:
             fill(service)
             service.claim_sync_service()

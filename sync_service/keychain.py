@@ -84,7 +84,7 @@ class Keychain:
     def get(self, name: str) -> str | None:
         """Return the secret `name`, or None if the home has none by that name. Raises KeychainError."""
         if self._backend is None:
-            return _read_file(self.home).get(name)
+            return _read_file(self.home)[0].get(name)
         try:
             return self._backend.get_password(self._service, name)
         except Exception as error:  # keyring backends raise their own errors (D-Bus, locked vaults, ...)
@@ -100,9 +100,9 @@ class Keychain:
         """Forget the secret `name` (nothing happens if it is absent). Raises KeychainError."""
         with self._locked():
             if self._backend is None:
-                current = _read_file(self.home)
+                current, reason = _read_file(self.home)
                 if current.pop(name, None) is not None:
-                    _write_file(self.home, current)
+                    _write_file(self.home, current, reason)
                 return
             if self.get(name) is None:
                 return
@@ -126,7 +126,8 @@ class Keychain:
 
     def _set_unlocked(self, name: str, value: str) -> None:
         if self._backend is None:
-            _write_file(self.home, {**_read_file(self.home), name: value})
+            current, reason = _read_file(self.home)
+            _write_file(self.home, {**current, name: value}, reason or self.choice.reason)
             return
         _record_keyring(self.home)
         try:
@@ -166,7 +167,8 @@ def open_keychain(home: Home, backend: Backend | None = None) -> Keychain:
     if backend is not None and problem is None and recorded is None:
         # Choosing for good: the keyring must work now. A home already in it finds out at first use.
         problem = _probe(home, backend)
-    choice = choose(setting, recorded, problem)
+    recorded_reason = _read_file(home)[1] if recorded == "file" else ""
+    choice = choose(setting, recorded, problem, recorded_reason)
     return Keychain(home, choice, backend if choice.kind == "keyring" else None, name)
 
 
@@ -259,14 +261,14 @@ def _reason(error: BaseException) -> str:
 # ----- the owner-only file ------------------------------------------------------------------------------
 
 
-def _read_file(home: Home) -> dict[str, str]:
-    """Return the fallback file's secrets ({} when it does not exist). Raises KeychainError when it is
-    exposed to other users, unreadable or damaged."""
+def _read_file(home: Home) -> tuple[dict[str, str], str]:
+    """Return the fallback file's secrets ({} when it does not exist) and why the file was chosen.
+    Raises KeychainError when it is exposed to other users, unreadable or damaged."""
     path = secrets_file(home)
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
-        return {}
+        return {}, ""
     except OSError as error:
         raise KeychainError(f"cannot read {path}: {error.strerror}") from None
     with os.fdopen(descriptor, "rb") as stream:
@@ -275,9 +277,9 @@ def _read_file(home: Home) -> dict[str, str]:
     return decode_file(data, str(path))
 
 
-def _write_file(home: Home, secrets: dict[str, str]) -> None:
+def _write_file(home: Home, secrets: dict[str, str], reason: str) -> None:
     _ensure_private_dir(secrets_dir(home))
-    _write_private(secrets_file(home), encode_file(secrets))
+    _write_private(secrets_file(home), encode_file(secrets, reason))
 
 
 def _write_private(path: Path, data: bytes) -> None:

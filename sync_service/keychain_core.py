@@ -49,20 +49,22 @@ def parse_setting(value: str | None) -> str:
     return setting
 
 
-def choose(setting: str, recorded: Kind | None, keyring_problem: str | None) -> Choice:
+def choose(
+    setting: str, recorded: Kind | None, keyring_problem: str | None, recorded_reason: str = ""
+) -> Choice:
     """Return where a home keeps its secrets.
 
     `recorded` is the place the home already uses (None for a home that stored no secret yet): a home
     never moves silently, since a secret left behind would look lost. `keyring_problem` is why the system
     keyring cannot be used (None when it can). Raises KeychainError when the recorded place is out of
-    reach or contradicts the setting.
+    reach or contradicts the setting. `recorded_reason` is why the file was chosen when it was made.
     """
     if recorded == "file":
         if setting == "system":
             raise KeychainError(
                 f"this home keeps its secrets in a file, not the system keyring; unset {SETTING_ENV}"
             )
-        return Choice("file", "this home has kept them there since it was created")
+        return Choice("file", recorded_reason or "this home has kept them there since it was created")
     if recorded == "keyring":
         if setting == "file":
             raise KeychainError(
@@ -136,15 +138,20 @@ def check_entry(name: str, value: str) -> None:
         )
 
 
-def encode_file(secrets: dict[str, str]) -> bytes:
-    """Return the fallback file's bytes for `secrets`."""
-    document = {"format": FILE_FORMAT, "version": FILE_VERSION, "secrets": dict(sorted(secrets.items()))}
+def encode_file(secrets: dict[str, str], reason: str) -> bytes:
+    """Return the fallback file's bytes for `secrets`, kept there for `reason` (said by `where`)."""
+    document = {
+        "format": FILE_FORMAT,
+        "version": FILE_VERSION,
+        "reason": reason,
+        "secrets": dict(sorted(secrets.items())),
+    }
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 
-def decode_file(data: bytes, where: str) -> dict[str, str]:
-    """Return the secrets of a fallback file. Raises KeychainCorruptError naming `where` on anything this
-    release did not write."""
+def decode_file(data: bytes, where: str) -> tuple[dict[str, str], str]:
+    """Return the secrets of a fallback file and why they are there. Raises KeychainCorruptError naming
+    `where` on anything this release did not write."""
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -162,4 +169,5 @@ def decode_file(data: bytes, where: str) -> dict[str, str]:
         isinstance(key, str) and isinstance(value, str) for key, value in secrets.items()
     ):
         raise KeychainCorruptError(f"{where} is damaged (its secrets are not text)")
-    return dict(secrets)
+    reason = document.get("reason", "")
+    return dict(secrets), reason if isinstance(reason, str) else ""

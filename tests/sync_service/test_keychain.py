@@ -156,7 +156,7 @@ def test_names_and_values_that_no_backend_keeps_are_refused(home: Home) -> None:
 
 @given(st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=50), max_size=5))
 def test_the_file_format_round_trips(secrets: dict[str, str]) -> None:
-    assert decode_file(encode_file(secrets), "f") == secrets
+    assert decode_file(encode_file(secrets, "no keyring"), "f") == (secrets, "no keyring")
 
 
 # ----- the system keyring -------------------------------------------------------------------------------
@@ -214,6 +214,7 @@ def test_a_keyring_that_fails_its_first_use_falls_back_to_the_file(
     keychain = open_keychain(home)
     keychain.set("a", "1")
     assert keychain.is_fallback and secrets_file(home).exists()
+    assert open_keychain(home).where().endswith("because this system has no keyring")  # said again later
 
 
 def test_a_home_in_the_keyring_never_falls_back_when_the_keyring_is_gone(
@@ -247,7 +248,7 @@ def test_the_choice_table() -> None:
     assert choose("auto", None, None) == Choice("keyring")
     assert choose("auto", None, "no backend") == Choice("file", "this system has no keyring")
     assert choose("file", None, None).kind == "file"
-    assert choose("auto", "file", None).kind == "file"
+    assert choose("auto", "file", None, "this system has no keyring").reason == "this system has no keyring"
     assert choose("auto", "keyring", None) == Choice("keyring")
     for setting, recorded, problem in (
         ("system", None, "no backend"),
