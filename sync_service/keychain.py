@@ -267,7 +267,7 @@ def _read_file(home: Home) -> tuple[dict[str, str], str]:
     path = secrets_file(home)
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file yet (or no home yet: it is made later)
         return {}, ""
     except OSError as error:
         raise KeychainError(f"cannot read {path}: {error.strerror}") from None
@@ -307,7 +307,8 @@ def _write_private(path: Path, data: bytes) -> None:
 def _ensure_private_dir(path: Path) -> None:
     """Create `path` with mode 0700 if needed. Raises KeychainError if it is not a private directory."""
     try:
-        path.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
         info = path.lstat()
     except OSError as error:
         raise KeychainError(f"cannot create {path}: {error.strerror}") from None

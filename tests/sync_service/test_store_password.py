@@ -61,7 +61,7 @@ def test_the_password_file_stays_when_the_keychain_cannot_take_it(own_home: Path
     legacy = as_an_older_release_left_it(own_home, password)
     (own_home / "secrets").write_text("a file where the keychain's folder goes")
     result = run_shoplist(own_home, "show", "Groceries")
-    assert_one_line_error(result, 1, "secrets.json: Not a directory")
+    assert_one_line_error(result, 1, "secrets is not a directory")
     assert legacy.read_text() == password + "\n"
     (own_home / "secrets").unlink()
     assert items(own_home) == ["Eggs"]
