@@ -44,6 +44,7 @@ def run_child(home: Home, mode: str) -> dict[str, Any]:
     list: the one it remembers from the last run is forgotten."""
     (home.path / SETTINGS_FILE).unlink(missing_ok=True)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SHOPLIST_")}
+    environment["SHOPLIST_KEYRING"] = "file"  # a temporary home: never the desktop's keyring
     environment.setdefault("QT_QPA_PLATFORM", "offscreen")
     environment["BENCH_T0"] = repr(time.time())
     completed = subprocess.run(
@@ -161,6 +162,7 @@ def child(home: Home, mode: str) -> None:
 
 
 def main() -> None:
+    os.environ["SHOPLIST_KEYRING"] = "file"  # throwaway homes: never the desktop's keyring
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="window processes per figure (median)")
     parser.add_argument("--child", choices=["startup", "interactive"], help=argparse.SUPPRESS)

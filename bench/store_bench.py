@@ -35,6 +35,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def cli(home: Home, *arguments: str) -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SHOPLIST_")}
+    environment["SHOPLIST_KEYRING"] = "file"  # a temporary home: never the desktop's keyring
     subprocess.run([str(SHOPLIST), "--home", str(home.path), *arguments], check=True, env=environment,
                    stdout=subprocess.DEVNULL)  # fmt: skip
 
@@ -116,6 +117,7 @@ def table(figures: dict[str, float], runs: int, writes: int, size: int) -> str:
 
 def main() -> None:
     """Run the benchmark in a throwaway home and print the table."""
+    os.environ["SHOPLIST_KEYRING"] = "file"  # throwaway homes: never the desktop's keyring
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--writes", type=int, default=200)

@@ -43,6 +43,7 @@ class BenchHome:
         self.environment = {
             **{key: value for key, value in os.environ.items() if not key.startswith("SHOPLIST_")},
             "SHOPLIST_PROXIES": ",".join(proxies),
+            "SHOPLIST_KEYRING": "file",  # a temporary home: never the desktop's keyring
         }
         self.service: subprocess.Popen[bytes] | None = None
 
@@ -209,6 +210,7 @@ def run(edits: int, idle_seconds: float) -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
+    os.environ["SHOPLIST_KEYRING"] = "file"  # throwaway homes: never the desktop's keyring
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="whole runs; the median of each figure is shown")
     parser.add_argument("--edits", type=int, default=300, help="edits timed per run")

@@ -48,6 +48,7 @@ class ListController(QObject):
     sync_changed = Signal(object)  # a SyncDisplay
     history_changed = Signal(list)
     items_refreshed = Signal()
+    notice = Signal(str)  # shown once, unobtrusively (where the home's secrets are)
 
     def __init__(self, home: Home, settings: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +61,7 @@ class ListController(QObject):
         self.state = "opening"
         self.current_id = str(settings.value(LAST_LIST_KEY, "") or "")
         self.current_title = ""
+        self.secrets_notice: str | None = None  # None until checked; "" when there is nothing to say
         self._pending: deque[Action] = deque()
         self._draining = False
         self._inflight: asyncio.Future[None] | None = None
@@ -111,6 +113,19 @@ class ListController(QObject):
         self._refresh_sync_soon()
         self._drain()
         self._spawn(self._load_history())
+        self._spawn(self._check_secrets())
+
+    async def _check_secrets(self) -> None:
+        """Say once where the home's secrets are, if not in a keyring (asked off the GUI thread: a
+        desktop keyring answers over D-Bus)."""
+        from desktop.settings import secrets_notice
+        from sync_service.keychain import secrets_report
+
+        report = await self.session.call(lambda store: secrets_report(self.home))
+        self.secrets_notice = secrets_notice(report, self.settings)
+        if self.secrets_notice:
+            log.warning("%s", self.secrets_notice)
+            self.notice.emit(self.secrets_notice)
 
     # ----- user actions: each queued, run in order once the store is open ------------------------------
 

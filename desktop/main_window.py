@@ -40,6 +40,7 @@ from sync_service.resources import icon_path
 GEOMETRY_KEY = "window/geometry"
 SPLITTER_KEY = "window/splitter"
 APP_ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)
+NOTICE_MS = 30_000
 
 
 def app_icon() -> QIcon:
@@ -288,6 +289,7 @@ class MainWindow(QMainWindow):
         c.items_model.modelReset.connect(self._after_items_reset)
         c.sync_changed.connect(self.show_sync)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.notice.connect(lambda text: self.statusBar().showMessage(text, NOTICE_MS))
         c.history_changed.connect(self.history_model.setStringList)
         c.ready.connect(self._show_page)
         c.failed.connect(self._failed)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -58,6 +59,16 @@ def fill(store: Store) -> str:
     return groceries
 
 
+def _notice_already_shown(home: Home) -> None:
+    """Keep the one-time notice about the secrets file out of the pictures."""
+    from desktop.settings import SECRETS_NOTICE_KEY, window_settings
+    from sync_service.keychain import secrets_report
+
+    settings = window_settings(home)
+    settings.setValue(SECRETS_NOTICE_KEY, secrets_report(home).where)
+    settings.sync()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Render the screenshots; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m desktop.screenshots", description=__doc__)
@@ -65,9 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     out = Path(arguments.out)
     out.mkdir(parents=True, exist_ok=True)
+    os.environ["SHOPLIST_KEYRING"] = "file"  # a throwaway home: never the desktop's keyring
     with tempfile.TemporaryDirectory(prefix="shoplist-screenshots-") as folder:
         home = Home(Path(folder) / "home")
         service = open_store(home)  # holds the sync service's claim, as a running tray would
+        _notice_already_shown(home)
         try:
             fill(service)
             service.claim_sync_service()

@@ -147,7 +147,7 @@ def _run_node(args: argparse.Namespace) -> int:
         return 2
     try:
         server = postgres.start(args.data.resolve() / "postgres")
-    except postgres.SystemUserError as problem:
+    except (postgres.SystemUserError, postgres.DatabasePasswordError) as problem:
         print(f"shoplist-server node: {problem}", file=sys.stderr)
         return 1
     seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())

@@ -33,7 +33,7 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     command("pull", "fetch the cloud's copy of a list now")
     sync = command("sync", "push local changes and pull every list once", takes_list=False)
     sync.add_argument("--timeout", type=float, default=30.0, metavar="S", help="give up after S seconds")
-    command("status", "show the sync state: service, proxies, pending changes", takes_list=False)
+    command("status", "show the sync state: service, proxies, pending changes, secrets", takes_list=False)
 
 
 def share(arguments: argparse.Namespace, store: Store, say: Say) -> None:
@@ -177,7 +177,10 @@ def sync(arguments: argparse.Namespace, home: Home, say: Say) -> None:
 
 
 def status(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> None:
-    """Show whether the sync service runs, what it last reported, and what waits to be sent."""
+    """Show whether the sync service runs, what it last reported, what waits to be sent, and where the
+    home's secrets are."""
+    from sync_service.keychain import secrets_report
+
     proxies = _proxies(home, required=False)
     reported = store.sync_status()
     running = store.sync_service_running()
@@ -197,6 +200,7 @@ def status(arguments: argparse.Namespace, store: Store, home: Home, say: Say) ->
             {"id": list_id, "title": titles.get(list_id, ""), "pending": count}
             for list_id, count in sorted(pending.items())
         ],
+        "secrets": secrets_report(home).to_json(),
     }
     say(arguments, lambda: _status_text(data), lambda: data)
 
@@ -215,6 +219,8 @@ def config_proxies(arguments: argparse.Namespace, home: Home, say: Say) -> None:
 
 
 def _status_text(data: dict[str, Any]) -> str:
+    from sync_service.keychain_core import SecretsReport
+
     service = "running" if data["service_running"] else "not running (start it with shoplist-sync)"
     lines = [
         f"sync service:  {service}",
@@ -225,6 +231,7 @@ def _status_text(data: dict[str, Any]) -> str:
         f"pending:       {data['pending']} local change(s)",
     ]
     lines += [f"  {entry['title'] or entry['id']}: {entry['pending']}" for entry in data["lists"]]
+    lines.append(f"secrets:       {SecretsReport.from_json(data['secrets']).line()}")
     return "\n".join(lines)
 
 

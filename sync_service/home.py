@@ -36,7 +36,7 @@ class Home:
 
     @property
     def secret_file(self) -> Path:
-        """The generated database password, readable by the home's owner only."""
+        """Where older releases kept the database password; it moves into the keychain on first open."""
         return self.path / "store-password"
 
     @property

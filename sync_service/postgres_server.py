@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from sync_service.errors import EnvironmentProblem, ServerStartError
 from sync_service.home import SOCKET_NAME, Home
+from sync_service.keychain import DATABASE_PASSWORD, Keychain, open_keychain
+from sync_service.keychain_core import KeychainError
 
 if TYPE_CHECKING:
     import pwd
@@ -36,6 +39,8 @@ max_connections = 50
 shared_buffers = 16MB
 log_min_messages = warning
 """
+# What secrets.token_urlsafe(24) makes; anything else in the keychain's place for it is damage.
+PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,200}")
 
 
 @dataclass(frozen=True)
@@ -71,19 +76,50 @@ class ServerStatus:
 
 
 def server_address(home: Home) -> ServerAddress | None:
-    """Return the address of the home's server, or None if its store was never created."""
+    """Return the address of the home's server, or None if its store was never created.
+
+    Raises KeychainError when the password cannot be read or is damaged, EnvironmentProblem."""
+    password = database_password(home)
+    return None if password is None else ServerAddress(home.socket_dir, password)
+
+
+def database_password(home: Home) -> str | None:
+    """Return the store's password from the home's keychain, or None if the home has none.
+
+    A home made by an older release keeps it in `home.secret_file`: it moves into the keychain here, and
+    the file goes only once the keychain gives the password back. Raises KeychainError when the keychain
+    cannot be read or holds something that is not a password (the store itself is left alone).
+    """
+    keychain = open_keychain(home)
+    password = keychain.get(DATABASE_PASSWORD)
+    if password is None:
+        password = _move_password_file(home, keychain)
+    if password is not None and not PASSWORD_PATTERN.fullmatch(password):
+        raise KeychainError(
+            f"the store's password in {keychain.where()} is damaged; the store in {home.data_dir} is left"
+            " as it is: put the right password back, or move the home aside to start a new one"
+        )
+    return password
+
+
+def _move_password_file(home: Home, keychain: Keychain) -> str | None:
+    """Move the password of an older release's `store-password` file into the keychain."""
     try:
         password = home.secret_file.read_text(encoding="utf-8").strip()
     except (FileNotFoundError, NotADirectoryError):
-        return None
+        # Another process may have moved it a moment ago.
+        return keychain.get(DATABASE_PASSWORD)
     except OSError as error:
         raise EnvironmentProblem(f"cannot read {home.secret_file}: {error.strerror}") from None
-    return ServerAddress(home.socket_dir, password)
-
-
-def is_initialized(home: Home) -> bool:
-    """Return whether the home has a complete PostgreSQL data directory."""
-    return (home.data_dir / "PG_VERSION").exists() and home.secret_file.exists()
+    if not PASSWORD_PATTERN.fullmatch(password):
+        raise KeychainError(f"{home.secret_file} does not hold a store password; it is left as it is")
+    keychain.set(DATABASE_PASSWORD, password)
+    if keychain.get(DATABASE_PASSWORD) != password:
+        raise KeychainError(
+            f"{keychain.where()} did not keep the store's password; {home.secret_file} is kept"
+        )
+    home.secret_file.unlink(missing_ok=True)
+    return password
 
 
 def status(home: Home) -> ServerStatus:
@@ -104,7 +140,7 @@ def start(home: Home) -> ServerStatus:
             return current
         account = _server_account(home)
         _check_data_dir(home)
-        if not is_initialized(home):
+        if not (home.data_dir / "PG_VERSION").exists():
             _initialize(home, account)
         _clear_stale_lock_file(home.data_dir / "postmaster.pid")
         socket_dir = _prepare_socket_dir(home, account)
@@ -166,16 +202,18 @@ def _initialize(home: Home, account: pwd.struct_passwd | None) -> None:
         raise ServerStartError(f"initdb failed to create the store: {_last_line(result.stderr)}")
     with (staging / "postgresql.conf").open("a", encoding="utf-8") as settings:
         settings.write(SERVER_SETTINGS)
-    _write_private(home.secret_file, password + "\n")
+    # Kept before the store is moved into place: a store is never there without its password.
+    open_keychain(home).set(DATABASE_PASSWORD, password)
     staging.rename(home.data_dir)
 
 
 def _check_data_dir(home: Home) -> None:
-    """Refuse a data directory the store did not make, or one whose password file was lost."""
+    """Refuse a data directory the store did not make, or one whose password was lost."""
     if (home.data_dir / "PG_VERSION").exists():
-        if not home.secret_file.exists():
-            raise EnvironmentProblem(
-                f"{home.secret_file} is missing: without it the store in {home.data_dir} cannot be opened"
+        if database_password(home) is None:
+            raise KeychainError(
+                f"the store's password is missing from {open_keychain(home).where()}: without it the store"
+                f" in {home.data_dir} cannot be opened (it is left as it is)"
             )
     elif home.data_dir.exists() and any(home.data_dir.iterdir()):
         raise EnvironmentProblem(f"{home.data_dir} is not empty but is not a PostgreSQL data directory")
@@ -186,7 +224,7 @@ def _ensure_database(home: Home) -> None:
     import psycopg
 
     address = server_address(home)
-    assert address is not None, "a started server has a password file"
+    assert address is not None, "a started server has a password"
     with psycopg.connect(address.conninfo("postgres"), autocommit=True) as connection:
         found = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)

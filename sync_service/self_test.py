@@ -19,6 +19,7 @@ from typing import TextIO
 
 from sync_service.errors import ShoplistError
 from sync_service.home import DATABASE_URL_ENV, Home
+from sync_service.keychain_core import SETTING_ENV
 
 SELF_TEST_TITLE = "Self-test"
 # (name, needed, acquired): what is written, and what must be read back from a fresh connection.
@@ -69,13 +70,21 @@ def _printer(output: TextIO) -> Callable[[str], None]:
 
 @contextlib.contextmanager
 def _without_database_override() -> Iterator[None]:
-    """Ignore $SHOPLIST_DATABASE_URL for the test: it must exercise the bundled server, not another."""
+    """Ignore $SHOPLIST_DATABASE_URL for the test: it must exercise the bundled server, not another. The
+    temporary home keeps its password in its own file, not the desktop's keyring, which would keep it
+    after the home is gone."""
     saved = os.environ.pop(DATABASE_URL_ENV, None)
+    saved_keyring = os.environ.get(SETTING_ENV)
+    os.environ[SETTING_ENV] = "file"
     try:
         yield
     finally:
         if saved is not None:
             os.environ[DATABASE_URL_ENV] = saved
+        if saved_keyring is None:
+            os.environ.pop(SETTING_ENV, None)
+        else:
+            os.environ[SETTING_ENV] = saved_keyring
 
 
 def _check_programs(say: Callable[[str], None]) -> None:

@@ -120,6 +120,11 @@ def _connect_home(home: Home) -> Connection:
     try:
         return psycopg.connect(address.conninfo(), autocommit=True)
     except psycopg.OperationalError as error:
+        if "password authentication failed" in str(error):
+            raise EnvironmentProblem(
+                f"the password in this home's keychain does not open the store in {home.data_dir}"
+                " (was the home copied from another computer?); the store is left as it is"
+            ) from None
         raise EnvironmentProblem(
             f"the store's server (pid {started.pid}) does not answer: {_first_line(error)};"
             " `shoplist store stop` and try again"

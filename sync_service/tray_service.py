@@ -58,12 +58,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shoplist-sync: {error}", file=sys.stderr)
         return error.exit_code
     log.info("syncing home %s with %s (from %s)", home.path, ", ".join(proxies.endpoints), proxies.source)
+    _log_secrets(home)
     try:
         if arguments.headless:
             return _run_headless(home, proxies.endpoints)
         return _run_with_tray(home, proxies.endpoints)
     finally:
         claim.close()
+
+
+def _log_secrets(home: Home) -> None:
+    """Say once, at start, where the home's secrets are: a warning when not in a keyring."""
+    from sync_service.keychain import secrets_report
+
+    report = secrets_report(home)
+    if report.problem is not None or report.fallback:
+        log.warning("secrets: %s", report.line().removeprefix("warning: "))
+    else:
+        log.info("secrets: %s", report.line())
 
 
 def _claim(home: Home) -> Store:

@@ -21,6 +21,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Qt tests run without a display; screenshots are taken separately under Xvfb.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests never touch the desktop's keyring: homes keep their secrets in the owner-only file fallback
+# (tests of the keyring path pass an in-memory backend).
+os.environ["SHOPLIST_KEYRING"] = "file"
 
 
 def _private_runtime_dir() -> None:

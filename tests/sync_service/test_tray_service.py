@@ -49,7 +49,7 @@ def test_a_second_service_for_one_home_is_refused_until_the_first_dies(
         eventually(lambda: not store.sync_service_running(), "the killed service's claim being released")
 
 
-def test_with_qt_but_no_system_tray_the_service_says_so_once_and_keeps_syncing(
+def test_with_qt_but_no_system_tray_the_service_says_so_once_and_keeps_syncing_and_says_where_secrets_are(
     database_factory: Callable[[], str], tmp_path: Path, services: list[subprocess.Popen[bytes]]
 ) -> None:
     home = HomeUnderTest(tmp_path / "home", database_factory(), ["tcp://127.0.0.1:9"])
@@ -61,3 +61,4 @@ def test_with_qt_but_no_system_tray_the_service_says_so_once_and_keeps_syncing(
     assert services[0].poll() is None
     log = home.sync_log.read_text()
     assert log.count("this desktop has no system tray; syncing on without an icon") == 1
+    assert log.count("WARNING shoplist.sync: secrets: not in a keyring but in an owner-only file") == 1
