@@ -13,6 +13,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from protocol.endpoints import split_endpoint
 from protocol.messages import (
     ErrorCode,
     Kind,
@@ -25,6 +26,7 @@ from protocol.messages import (
     reply,
 )
 from server import sockets
+from server.keys import KeyPair
 from server.links import Links
 from server.membership import Membership, table_from_wire
 from server.proxy_core import ROUTED, ProxyCore, ProxyEffect, ToClient, ToNode
@@ -46,6 +48,8 @@ class ProxySettings:
     seeds: tuple[str, ...]
     replicas: int = 3
     partitions: int = 256
+    keys: KeyPair | None = None
+    """The proxy's Curve key pair (its ROUTER and PUB serve with it); None runs it in plain text."""
 
 
 class ProxyService:
@@ -57,13 +61,24 @@ class ProxyService:
         self.ring: RingHolder | None = None
         self.core = ProxyCore(self.membership, self._current_ring, replicas=settings.replicas)
         self.context = zmq.asyncio.Context()
-        self.front = sockets.configure(self.context.socket(zmq.ROUTER))
-        self.publisher = sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
-        self.changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
-        self.changes.setsockopt(zmq.SUBSCRIBE, b"")
-        self.links = Links(self.context, self._on_node_reply, self._on_node_lost)
+        # Clients are authorised per list, not per key: both client-facing sockets take any client key
+        # (no ZAP handler), but with keys they still encrypt and prove this proxy's identity.
+        self.front = sockets.curve_server(sockets.configure(self.context.socket(zmq.ROUTER)), settings.keys)
+        self.publisher = sockets.curve_server(
+            sockets.configure(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM), settings.keys
+        )
+        self.seed_keys = dict(split_endpoint(seed) for seed in settings.seeds)
+        self.links = Links(
+            self.context,
+            self._on_node_reply,
+            self._on_node_lost,
+            keys=settings.keys,
+            server_key=self._server_key,
+        )
         self._ids = itertools.count(1)
-        self._subscribed: set[str] = set()
+        self._changes: dict[str, Any] = {}
+        """One SUB per node publish endpoint: a Curve client pins one server key per socket."""
+        self._fan_outs: list[asyncio.Task[None]] = []
 
     def _current_ring(self) -> Ring | None:
         return self.ring.ring if self.ring else None
@@ -79,14 +94,13 @@ class ProxyService:
             self.settings.publish,
         )
         tasks = [
-            asyncio.create_task(loop)
-            for loop in (self._serve(), self._fan_out(), self._tick_loop(), self._gossip_loop())
+            asyncio.create_task(loop) for loop in (self._serve(), self._tick_loop(), self._gossip_loop())
         ]
         await stop.wait()
-        for task in tasks:
+        for task in tasks + self._fan_outs:
             task.cancel()
         self.links.close()
-        for socket in (self.front, self.publisher, self.changes):
+        for socket in (self.front, self.publisher, *self._changes.values()):
             socket.close(0)
         self.context.term()
 
@@ -152,9 +166,8 @@ class ProxyService:
         self.membership.on_gossip(now, table)
         members = self.membership.ring_members()
         for record in self.membership.peers():
-            if record.publish not in self._subscribed:
-                self.changes.connect(record.publish)
-                self._subscribed.add(record.publish)
+            if record.publish not in self._changes and (record.key or self.settings.keys is None):
+                self._subscribe(record.publish, record.key)
         if members and members != before:
             ring = build_ring(members, self.settings.partitions)
             if self.ring is None:
@@ -166,10 +179,22 @@ class ProxyService:
     def _answer(self, identity: object, message: Message) -> None:
         sockets.try_send(self.front, [identity, *encode(message)])
 
-    async def _fan_out(self) -> None:
-        """Republish every node's change to this proxy's subscribers (topic = list id)."""
+    def _server_key(self, endpoint: str) -> str | None:
+        """Return the public key to pin for a node endpoint: its member record's, else its seed's."""
+        return self.membership.key_at(endpoint) or self.seed_keys.get(endpoint)
+
+    def _subscribe(self, publish: str, key: str) -> None:
+        changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
+        sockets.curve_client(changes, self.settings.keys, key)
+        changes.setsockopt(zmq.SUBSCRIBE, b"")
+        changes.connect(publish)
+        self._changes[publish] = changes
+        self._fan_outs.append(asyncio.create_task(self._fan_out(changes)))
+
+    async def _fan_out(self, changes: Any) -> None:
+        """Republish every change of one node to this proxy's subscribers (topic = list id)."""
         while True:
-            frames = await self.changes.recv_multipart()
+            frames = await changes.recv_multipart()
             sockets.try_send(self.publisher, frames)
 
     async def _tick_loop(self) -> None:
@@ -180,7 +205,7 @@ class ProxyService:
     async def _gossip_loop(self) -> None:
         while True:
             self.membership.tick(time.monotonic())
-            targets = {record.endpoint for record in self.membership.peers()} | set(self.settings.seeds)
+            targets = {record.endpoint for record in self.membership.peers()} | set(self.seed_keys)
             for endpoint in sorted(targets):
                 self.links.send(endpoint, Message(Kind.GOSSIP, f"pg{next(self._ids)}", {"members": []}))
             await asyncio.sleep(GOSSIP_EVERY)
@@ -194,10 +219,12 @@ class ProxyService:
             "id": self.settings.proxy_id,
             "endpoint": self.settings.endpoint,
             "publish": self.settings.publish,
+            "key": self.settings.keys.public if self.settings.keys else "",
             "members": [
                 {
                     "id": record.node_id,
                     "endpoint": record.endpoint,
+                    "key": record.key,
                     "state": self.membership.liveness(record.node_id).value,
                     "ownership": round(shares.get(record.node_id, 0.0), 4),
                 }
