@@ -229,6 +229,7 @@ def _run_node(args: argparse.Namespace) -> int:
         leave=args.leave,
         keys=security[0],
         members=security[1],
+        members_file=args.members.resolve() if security[0] is not None else None,
     )
 
     async def run() -> None:
@@ -259,11 +260,14 @@ def _run_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
-@cache
 def client_identity() -> KeyPair:
     """Return the key pair this process connects with: the secret key file named by $SHOPLIST_SERVER_KEY
     (a member key, which nodes admit), else a fresh pair (proxies admit any key). Raises KeyFileError."""
-    path = os.environ.get(ADMIN_KEY_ENV)
+    return _identity(os.environ.get(ADMIN_KEY_ENV) or None)
+
+
+@cache
+def _identity(path: str | None) -> KeyPair:
     return load_secret(Path(path)) if path else generate()
 
 

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -33,7 +34,7 @@ from protocol.messages import (
 from server import sockets
 from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_digest
 from server.handoff import HandoffTracker, exchange_plan
-from server.keys import KeyPair
+from server.keys import KeyFileError, KeyPair, load_members
 from server.links import Links
 from server.membership import MemberRecord, Membership, table_from_wire
 from server.merkle import DigestTree
@@ -48,6 +49,8 @@ GOSSIP_EVERY = 0.2
 HANDOFF_EVERY = 0.5
 MAINTENANCE_EVERY = 0.05
 SCRUB_BATCH = 100
+MEMBERS_EVERY = 2.0
+"""Seconds between looks at the members file: an admin adds a new node's key without restarting."""
 LEAVE_GRACE = 1.5
 """Seconds a leaving node waits, with nothing left to hand off, before it exits (lets the ring settle)."""
 
@@ -73,6 +76,8 @@ class NodeSettings:
     """The node's own Curve key pair; None runs it in plain text (--insecure)."""
     members: frozenset[str] = frozenset()
     """Public keys allowed to connect (nodes and proxies), besides those members announce in gossip."""
+    members_file: Path | None = None
+    """Where `members` came from; read again when it changes."""
 
 
 class NodeService:
@@ -104,6 +109,7 @@ class NodeService:
             server_key=self._server_key,
         )
         self.authenticator: AsyncioAuthenticator | None = None
+        self.allowed = settings.members
         self._refused: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.tree = DigestTree(settings.partitions)
@@ -174,7 +180,7 @@ class NodeService:
         """ZAP: admit a client key if the members file lists it or an authenticated member announced it
         in gossip (a node that joined through a seed that lists it)."""
         text = key.decode("ascii", "replace")
-        if text in self.settings.members or text in self.membership.member_keys():
+        if text in self.allowed or text in self.membership.member_keys():
             return True
         if key not in self._refused and len(self._refused) < 1000:
             self._refused.add(key)
@@ -205,6 +211,7 @@ class NodeService:
             self._handoff_loop(),
             self._maintenance_loop(),
             self._scrub_loop(),
+            self._members_loop(),
         ]
         tasks = [asyncio.create_task(loop) for loop in loops]
         await stop.wait()
@@ -590,6 +597,27 @@ class NodeService:
         finally:
             self._dropping.discard(partition)
 
+    async def _members_loop(self) -> None:
+        """Read the members file again whenever it changes; a bad one is logged and the old keys kept."""
+        path = self.settings.members_file
+        if path is None or self.settings.keys is None:
+            return
+        seen = _changed_at(path)
+        while True:
+            await asyncio.sleep(MEMBERS_EVERY)
+            changed = _changed_at(path)
+            if changed == seen:
+                continue
+            seen = changed
+            try:
+                allowed = load_members(path)
+            except KeyFileError as problem:
+                log.error("kept the old member keys: %s", problem)
+                continue
+            if allowed != self.allowed:
+                log.info("members file %s now lists %d keys (was %d)", path, len(allowed), len(self.allowed))
+                self.allowed = allowed
+
     async def _scrub_loop(self) -> None:
         """Walk the stored lists slowly, re-reading each from disk, so that a change made behind the node's
         back (a restored backup, a manual edit) reaches the digest tree and anti-entropy repairs it."""
@@ -674,6 +702,15 @@ class NodeService:
                 "W": self.settings.config.write_quorum,
             },
         }
+
+
+def _changed_at(path: Path) -> tuple[int, int]:
+    """Return when `path` (a members file, or a directory of key files and the newest of them) changed."""
+    try:
+        paths = [path, *path.glob("*.key")] if path.is_dir() else [path]
+        return max((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    except (OSError, ValueError):
+        return (0, 0)
 
 
 def _decoded(body: bytes) -> ShoppingList | None:

@@ -34,6 +34,12 @@ from protocol.messages import (
 )
 
 CLIENT_HWM = 64
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+"""What a proxy holding another key than the pinned one, or speaking plain text, looks like from here."""
 INSECURE_ENV = "SHOPLIST_INSECURE"
 
 
@@ -102,6 +108,8 @@ class CloudClient:
         self._context = context or zmq.asyncio.Context.instance()
         self._current = 0
         self._socket: Any = None
+        self._monitor: Any = None
+        self._refused: set[str] = set()
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:12]
 
@@ -131,7 +139,7 @@ class CloudClient:
         for _attempt in range(self.attempts):
             socket = self._ensure_socket()
             await socket.send_multipart(encode(message))
-            while await socket.poll(int(self.timeout * 1000), zmq.POLLIN):
+            while await self._answer_or_refusal(socket):
                 try:
                     answer = decode(await socket.recv_multipart())
                 except ProtocolError:
@@ -143,10 +151,29 @@ class CloudClient:
                 return answer
             self._fail_over()
         tried = ", ".join(self.proxies)
+        refused = ", ".join(sorted(self._refused))
         raise CloudUnavailable(
-            f"no proxy answered after {self.attempts} attempts ({tried}); a proxy is down, unreachable,"
-            " or holds another key than the one pinned in its endpoint"
+            f"no proxy answered after {self.attempts} attempts ({tried})"
+            + (
+                f"; {refused} refused the secure handshake: it holds another key than the one pinned in"
+                " its endpoint, or it speaks plain text"
+                if refused
+                else ""
+            )
         )
+
+    async def _answer_or_refusal(self, socket: Any) -> bool:
+        """Wait for a reply on `socket`; return False after the timeout or when the proxy refused the
+        handshake (so the caller fails over at once instead of waiting for a reply that cannot come)."""
+        poller = zmq.asyncio.Poller()
+        poller.register(socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        ready = dict(await poller.poll(int(self.timeout * 1000)))
+        if self._monitor in ready:
+            await self._monitor.recv_multipart()
+            self._refused.add(self.proxy)
+            return False
+        return socket in ready
 
     async def subscribe(self, list_ids: Sequence[str]) -> AsyncIterator[tuple[str, ShoppingList]]:
         """Yield (list id, merged delta) for every change to `list_ids`, moving to another proxy when
@@ -186,6 +213,8 @@ class CloudClient:
     def close(self) -> None:
         """Close the socket (the client reconnects on next use)."""
         if self._socket is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(0)
             self._socket.close(0)
             self._socket = None
 
@@ -194,6 +223,7 @@ class CloudClient:
             self._socket = self._context.socket(zmq.DEALER)
             _configure(self._socket)
             self._secure(self._socket)
+            self._monitor = self._socket.get_monitor_socket(HANDSHAKE_FAILED)
             self._socket.connect(self.proxy)
         return self._socket
 

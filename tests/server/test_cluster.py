@@ -23,9 +23,12 @@ import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
 from crdt import ShoppingList
+from protocol.endpoints import address_of, split_endpoint, with_key
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
+from server.keys import KeyPair, load_secret
+from server.sockets import curve_client
 from sync_service.client import CloudClient
 
 pytestmark = pytest.mark.timeout(600)
@@ -37,6 +40,15 @@ class Cluster:
     proxies: list[str]
     nodes: list[dict[str, Any]]
     data: Path
+
+    @property
+    def admin(self) -> KeyPair:
+        """The member key the cluster made for its tools: nodes admit it."""
+        return load_secret(self.data / "keys" / "admin.key_secret")
+
+    def node(self, index: int) -> str:
+        """Return node `index`'s request endpoint with its pinned key."""
+        return with_key(self.nodes[index]["endpoint"], self.nodes[index]["key"])
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +86,20 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
         await asyncio.sleep(0.05)
 
 
+ADMIN: list[KeyPair] = []
+
+
+def _admin_request(endpoint: str, kind: Kind, timeout: float, body: bytes = b"", **fields: Any) -> Any:
+    return request(endpoint, kind, timeout, body, identity=ADMIN[0], **fields)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _admin_key(cluster: Cluster) -> None:
+    ADMIN[:] = [cluster.admin]
+
+
 def _fetch(endpoint: str, list_id: str) -> ShoppingList | None:
-    answer = request(endpoint, Kind.FETCH, 2.0, list=list_id)
+    answer = _admin_request(endpoint, Kind.FETCH, 2.0, list=list_id)
     return ShoppingList.from_bytes(answer.body) if answer is not None and answer.kind is Kind.STATE else None
 
 
@@ -94,6 +118,7 @@ def test_the_ready_line_names_every_proxy_and_node(cluster: Cluster) -> None:
 def test_status_json_shows_every_member_alive_with_a_fair_share(cluster: Cluster) -> None:
     output = subprocess.run(
         [sys.executable, "-m", "server.cli", "status", "--endpoint", cluster.proxies[0], "--json"],
+        env={**os.environ, "SHOPLIST_SERVER_KEY": str(cluster.data / "keys" / "admin.key_secret")},
         capture_output=True,
         check=True,
         timeout=60,
@@ -189,9 +214,11 @@ ONLY_FOR = {
 
 
 def _dealer(endpoint: str) -> Any:
+    address, server_key = split_endpoint(endpoint)
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(endpoint)
+    curve_client(socket, ADMIN[0], server_key)
+    socket.connect(address)
     return socket
 
 
@@ -208,7 +235,7 @@ def _answers_ping(endpoint: str) -> bool:
 def test_malformed_and_oversized_messages_get_error_replies_and_the_process_stays_up(
     cluster: Cluster, target: str
 ) -> None:
-    endpoint = cluster.proxies[0] if target == "proxy" else cluster.nodes[0]["endpoint"]
+    endpoint = cluster.proxies[0] if target == "proxy" else cluster.node(0)
     socket = _dealer(endpoint)
     try:
         for frames, code, request_id in BAD_INPUTS + ONLY_FOR[target]:
@@ -228,7 +255,7 @@ def test_malformed_and_oversized_messages_get_error_replies_and_the_process_stay
 def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
     cluster: Cluster, target: str
 ) -> None:
-    endpoint = cluster.proxies[0] if target == "proxy" else cluster.nodes[0]["endpoint"]
+    endpoint = cluster.proxies[0] if target == "proxy" else cluster.node(0)
     hostile = _dealer(endpoint)
     hung_up = hostile.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
@@ -245,11 +272,11 @@ def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
 
 
 def test_read_repair_fixes_a_replica_that_missed_a_write(cluster: Cluster) -> None:
-    lone = cluster.nodes[0]["endpoint"]
+    lone = cluster.node(0)
     delta = ShoppingList("alice").add_item("Butter", 3)
-    stored = request(lone, Kind.REPLICATE, 5.0, body=delta.to_bytes(), list="repair-me")
+    stored = _admin_request(lone, Kind.REPLICATE, 5.0, body=delta.to_bytes(), list="repair-me")
     assert stored is not None and stored.kind is Kind.OK
-    others = [node["endpoint"] for node in cluster.nodes[1:]]
+    others = [cluster.node(index) for index in (1, 2)]
     assert all("Butter" not in (_fetch(endpoint, "repair-me") or ShoppingList("x")) for endpoint in others)
 
     async def scenario() -> None:
@@ -273,7 +300,7 @@ def _hints_for(cluster: Cluster, node_id: str) -> int:
     for node in cluster.nodes:
         if node["id"] == node_id:
             continue
-        info = gather_status(node["endpoint"], 2.0) or {}
+        info = gather_status(with_key(node["endpoint"], node["key"]), 2.0, cluster.admin) or {}
         total += int(info.get("hints", {}).get(node_id, 0))
     return total
 
@@ -307,11 +334,17 @@ def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restart
 
     asyncio.run(before_restart())
     assert _hints_for(cluster, victim["id"]) > 0
-    others = [node["endpoint"] for node in cluster.nodes if node is not victim]
-    seeds = [node["endpoint"] for node in cluster.nodes]
+    others = [cluster.node(index) for index in (0, 1)]
+    seeds = [cluster.node(index) for index in range(3)]
     restarted = subprocess.Popen(
         node_command(
-            victim["id"], victim["endpoint"], victim["publish"], cluster.data / victim["id"], seeds, "INFO"
+            victim["id"],
+            victim["endpoint"],
+            victim["publish"],
+            cluster.data / victim["id"],
+            seeds,
+            "INFO",
+            cluster.data / "keys",
         ),
         stdout=subprocess.DEVNULL,
         stderr=(cluster.data / "restarted.log").open("wb"),
@@ -323,10 +356,10 @@ def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restart
                 return _hints_for(cluster, victim["id"]) == 0
 
             await eventually(handed_back, within=60)
-            state = _fetch(victim["endpoint"], "handoff")
+            state = _fetch(cluster.node(2), "handoff")
             assert state is not None
             assert set(written) <= set(state.items())
-            coordinated = request(victim["endpoint"], Kind.READ, 10.0, list="handoff")
+            coordinated = _admin_request(cluster.node(2), Kind.READ, 10.0, list="handoff")
             assert coordinated is not None and coordinated.kind is Kind.STATE
             assert set(ShoppingList.from_bytes(coordinated.body).items()) == set(written)
             client = CloudClient(cluster.proxies)
@@ -347,7 +380,7 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         for process in psutil.process_iter(["cmdline"])
         if process.info["cmdline"]
         and "proxy" in process.info["cmdline"]
-        and doomed in process.info["cmdline"]
+        and address_of(doomed) in process.info["cmdline"]
     ]
 
     async def scenario() -> None:
@@ -357,7 +390,7 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         os.kill(pid, signal.SIGKILL)
         for number in range(20):
             await client.write("failover", shopping.add_item(f"spice {number}"))
-        assert client.proxy == cluster.proxies[1]
+        assert client.proxy == address_of(cluster.proxies[1])
         assert len(await client.read("failover")) == 21
         client.close()
 
