@@ -27,9 +27,10 @@ from protocol.endpoints import address_of, split_endpoint, with_key
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
-from server.keys import KeyPair, load_secret
+from server.keys import KeyPair, generate, load_secret, write_key_pair, write_members
 from server.sockets import curve_client
 from sync_service.client import CloudClient
+from sync_service.proxies import parse_endpoints
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -113,6 +114,53 @@ def test_the_ready_line_names_every_proxy_and_node(cluster: Cluster) -> None:
     assert len(cluster.proxies) == 2
     assert [node["id"] for node in cluster.nodes] == ["n1", "n2", "n3"]
     assert all(psutil.pid_exists(node["pid"]) for node in cluster.nodes)
+
+
+def test_the_ready_line_pins_each_proxy_key_in_a_form_clients_take(cluster: Cluster) -> None:
+    assert parse_endpoints(cluster.proxies) == tuple(cluster.proxies)
+    for endpoint in cluster.proxies:
+        answer = request(endpoint, Kind.STATUS, 10.0)
+        assert answer is not None and answer.fields["info"]["key"] == split_endpoint(endpoint)[1]
+
+
+def test_a_node_with_an_unknown_key_cannot_join_the_ring(cluster: Cluster, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    intruder, _, _ = write_key_pair(keys, "n9")
+    known = {node["id"]: node["key"] for node in cluster.nodes} | {"admin": cluster.admin.public}
+    write_members(keys / "members", known)  # it would let the ring in; the ring does not know it
+    endpoint, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
+    seeds = [cluster.node(index) for index in range(3)]
+    process = subprocess.Popen(
+        node_command("n9", endpoint, publish, tmp_path / "n9", seeds, "INFO", keys),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "n9.log").open("wb"),
+    )
+    try:
+        refusal = f"refused a connection from an unknown key {intruder.public}"
+
+        def refused_by(node_id: str) -> bool:
+            lines = (cluster.data / "cluster.log").read_text(errors="replace").splitlines()
+            return any(f"node/{node_id} " in line and refusal in line for line in lines)
+
+        deadline = time.monotonic() + 120
+        while not all(refused_by(node["id"]) for node in cluster.nodes):  # its gossip reached each one
+            assert process.poll() is None and time.monotonic() < deadline, "no node refused the intruder"
+            time.sleep(0.2)
+        assert handshake_with(cluster.node(0), intruder) in HANDSHAKE_REFUSED  # its requests get nothing
+        for index in range(3):
+            info = gather_status(cluster.node(index), 5.0, cluster.admin) or {}
+            assert [member["id"] for member in info["members"]] == ["n1", "n2", "n3"]
+        own = gather_status(with_key(endpoint, intruder.public), 5.0, cluster.admin) or {}
+        assert [member["id"] for member in own["members"]] == ["n9"]  # and it learnt nothing
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+def test_a_node_refuses_a_plain_text_peer_and_a_client_key_that_is_not_a_member(cluster: Cluster) -> None:
+    assert handshake_with(cluster.node(0), None) in HANDSHAKE_REFUSED
+    assert handshake_with(cluster.node(0), generate()) in HANDSHAKE_REFUSED
+    assert handshake_with(cluster.node(0), cluster.admin) is zmq.Event.HANDSHAKE_SUCCEEDED
 
 
 def test_status_json_shows_every_member_alive_with_a_fair_share(cluster: Cluster) -> None:
@@ -395,3 +443,17 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         client.close()
 
     asyncio.run(scenario())
+
+
+HANDSHAKE_REFUSED = {
+    zmq.Event.HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.Event.HANDSHAKE_FAILED_PROTOCOL,
+    zmq.Event.HANDSHAKE_FAILED_AUTH,
+}
+
+
+def handshake_with(endpoint: str, identity: KeyPair | None) -> zmq.Event:
+    """Return how a DEALER's first handshake with `endpoint` ended (a Curve client as `identity`)."""
+    from tests.server.test_curve import handshake
+
+    return handshake(endpoint, identity)
