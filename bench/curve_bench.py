@@ -4,7 +4,8 @@ measurements are interleaved (each round runs every client count on both cluster
 goes first) so that the machine's other load falls on both alike; the table shows the median of the
 rounds, the cost of Curve as a share of the plain-text throughput, and the CPU time one write cost the
 cluster's processes (nodes, proxies, PostgreSQL) and the client, which holds up on a busy machine where
-throughput mostly measures the scheduler."""
+throughput mostly measures the scheduler. A last table isolates the transport: the CPU time of one
+request/reply round trip between a DEALER and a ROUTER in one process, Curve against plain text."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import zmq
 from cluster_bench import CpuMeter
 from local_cluster import local_cluster
 
@@ -82,6 +84,34 @@ async def measure(
     return count / elapsed, median, 1000 * cluster_cpu / count, 1000 * client_cpu / count
 
 
+def round_trip_cpu(secure: bool, count: int, size: int) -> float:
+    """Return the CPU time (µs, both ends and libzmq's I/O thread) of one DEALER -> ROUTER -> DEALER round
+    trip of a `size`-byte message, over Curve or plain text."""
+    context = zmq.Context()
+    server, client = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    if secure:
+        server_public, server_secret = zmq.curve_keypair()
+        client_public, client_secret = zmq.curve_keypair()
+        server.curve_server, server.curve_secretkey = True, server_secret
+        client.curve_serverkey, client.curve_publickey = server_public, client_public
+        client.curve_secretkey = client_secret
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    client.connect(f"tcp://127.0.0.1:{port}")
+    payload = b"x" * size
+    for _ in range(100):  # handshake and warm-up
+        client.send(payload)
+        server.send_multipart(server.recv_multipart())
+        client.recv()
+    started = time.process_time()
+    for _ in range(count):
+        client.send(payload)
+        server.send_multipart(server.recv_multipart())
+        client.recv()
+    used = time.process_time() - started
+    context.destroy(0)
+    return 1e6 * used / count
+
+
 def load_average() -> str:
     """Return the machine's load averages as `uptime` shows them."""
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
@@ -130,6 +160,10 @@ def main() -> None:
     arguments = parser.parse_args()
     before = load_average()
     results = run(arguments.rounds, arguments.seconds)
+    transport = {
+        secure: statistics.median(round_trip_cpu(secure, 20_000, 300) for _ in range(arguments.rounds))
+        for secure in (True, False)
+    }
     after = load_average()
     print(
         "CurveZMQ against --insecure, 3 nodes + 2 proxies each,"
@@ -151,6 +185,12 @@ def main() -> None:
             f"| {plain[1]:.2f} ms | {curve[2]:.2f} ms | {plain[2]:.2f} ms | {curve[3]:.2f} ms "
             f"| {plain[3]:.2f} ms |"
         )
+
+    print(
+        f"\n| one 300-byte round trip, CPU | Curve | plain text | Curve adds |\n|---|---|---|---|\n"
+        f"| DEALER -> ROUTER -> DEALER, one process | {transport[True]:.1f} µs | {transport[False]:.1f} µs "
+        f"| {transport[True] - transport[False]:.1f} µs |"
+    )
 
 
 if __name__ == "__main__":
