@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -128,9 +129,11 @@ def _add_client_security(command: argparse.ArgumentParser) -> None:
     command.add_argument("--insecure", action="store_true", help="allow endpoints without ?key= (plain text)")
 
 
-def _server_keys(args: argparse.Namespace, role: str) -> tuple[KeyPair | None, frozenset[str]] | None:
+def _server_keys(
+    args: argparse.Namespace, role: str, seeds: tuple[str, ...]
+) -> tuple[KeyPair | None, frozenset[str]] | None:
     """Return the process's key pair and members (None, {} with --insecure); print why and return None
-    when they are missing or bad."""
+    when they are missing or bad, or a seed pins no key."""
     wants_members = hasattr(args, "members")
     if args.insecure:
         warn_loudly(INSECURE_WARNING)
@@ -145,9 +148,9 @@ def _server_keys(args: argparse.Namespace, role: str) -> tuple[KeyPair | None, f
     try:
         pair = load_secret(args.key)
         allowed = load_members(args.members) if wants_members else frozenset()
-        for seed in args.seeds_list:
+        for seed in seeds:
             if split_endpoint(seed)[1] is None:
-                raise KeyFileError(f"seed {seed} has no ?key=<its public key>; a Curve link must pin it")
+                raise ValueError(f"seed {seed} has no ?key=<its public key>; a Curve link must pin it")
     except (KeyFileError, ValueError) as problem:
         print(f"shoplist-server {role}: {problem}", file=sys.stderr)
         return None
@@ -156,8 +159,6 @@ def _server_keys(args: argparse.Namespace, role: str) -> tuple[KeyPair | None, f
 
 def warn_loudly(text: str) -> None:
     """Log `text` loudly, framed so that it stands out in a log."""
-    import logging
-
     bar = "!" * min(100, len(text))
     for line in (bar, text, bar):
         logging.getLogger("shoplist.security").warning(line)
@@ -200,8 +201,8 @@ def _run_node(args: argparse.Namespace) -> int:
     from server.node_service import NodeSettings, serve_node
 
     sockets.setup_logging(f"node/{args.id}", args.log_level)
-    args.seeds_list = _seeds(args.seeds) + ((args.join,) if args.join else ())
-    security = _server_keys(args, "node")
+    seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
+    security = _server_keys(args, "node", seeds)
     if security is None:
         return 2
     try:
@@ -214,7 +215,6 @@ def _run_node(args: argparse.Namespace) -> int:
     except postgres.SystemUserError as problem:
         print(f"shoplist-server node: {problem}", file=sys.stderr)
         return 1
-    seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
     settings = NodeSettings(
         args.id,
         args.bind,
@@ -244,13 +244,11 @@ def _run_proxy(args: argparse.Namespace) -> int:
     from server.proxy_service import ProxyService, ProxySettings
 
     sockets.setup_logging(f"proxy/{args.id}", args.log_level)
-    args.seeds_list = _seeds(args.seeds)
-    security = _server_keys(args, "proxy")
+    seeds = _seeds(args.seeds)
+    security = _server_keys(args, "proxy", seeds)
     if security is None:
         return 2
-    settings = ProxySettings(
-        args.id, args.bind, args.publish, args.seeds_list, args.replicas, keys=security[0]
-    )
+    settings = ProxySettings(args.id, args.bind, args.publish, seeds, args.replicas, keys=security[0])
 
     async def run() -> None:
         stop = _stop_event_on_signals()
