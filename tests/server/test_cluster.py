@@ -31,6 +31,7 @@ from server.keys import KeyPair, generate, load_secret, write_key_pair, write_me
 from server.sockets import curve_client
 from sync_service.client import CloudClient
 from sync_service.proxies import parse_endpoints
+from tests.server.handshake import REFUSED, handshake
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -146,7 +147,7 @@ def test_a_node_with_an_unknown_key_cannot_join_the_ring(cluster: Cluster, tmp_p
         while not all(refused_by(node["id"]) for node in cluster.nodes):  # its gossip reached each one
             assert process.poll() is None and time.monotonic() < deadline, "no node refused the intruder"
             time.sleep(0.2)
-        assert handshake_with(cluster.node(0), intruder) in HANDSHAKE_REFUSED  # its requests get nothing
+        assert handshake(cluster.node(0), intruder) in REFUSED  # its requests get nothing
         for index in range(3):
             info = gather_status(cluster.node(index), 5.0, cluster.admin) or {}
             assert [member["id"] for member in info["members"]] == ["n1", "n2", "n3"]
@@ -158,9 +159,9 @@ def test_a_node_with_an_unknown_key_cannot_join_the_ring(cluster: Cluster, tmp_p
 
 
 def test_a_node_refuses_a_plain_text_peer_and_a_client_key_that_is_not_a_member(cluster: Cluster) -> None:
-    assert handshake_with(cluster.node(0), None) in HANDSHAKE_REFUSED
-    assert handshake_with(cluster.node(0), generate()) in HANDSHAKE_REFUSED
-    assert handshake_with(cluster.node(0), cluster.admin) is zmq.Event.HANDSHAKE_SUCCEEDED
+    assert handshake(cluster.node(0), None) in REFUSED
+    assert handshake(cluster.node(0), generate()) in REFUSED
+    assert handshake(cluster.node(0), cluster.admin) is zmq.Event.HANDSHAKE_SUCCEEDED
 
 
 def test_status_json_shows_every_member_alive_with_a_fair_share(cluster: Cluster) -> None:
@@ -443,17 +444,3 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         client.close()
 
     asyncio.run(scenario())
-
-
-HANDSHAKE_REFUSED = {
-    zmq.Event.HANDSHAKE_FAILED_NO_DETAIL,
-    zmq.Event.HANDSHAKE_FAILED_PROTOCOL,
-    zmq.Event.HANDSHAKE_FAILED_AUTH,
-}
-
-
-def handshake_with(endpoint: str, identity: KeyPair | None) -> zmq.Event:
-    """Return how a DEALER's first handshake with `endpoint` ended (a Curve client as `identity`)."""
-    from tests.server.test_curve import handshake
-
-    return handshake(endpoint, identity)

@@ -15,52 +15,20 @@ from typing import Any
 
 import pytest
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from protocol.endpoints import split_endpoint, with_key
 from protocol.messages import Kind
 from server.cli import request
 from server.cluster import free_ports
-from server.keys import KeyPair, generate, write_key_pair
+from server.keys import generate, write_key_pair
 from server.membership import MemberRecord
 from server.node_core import Config
 from server.node_service import NodeService, NodeSettings
-from server.sockets import curve_client
 from sync_service.client import CloudClient, CloudUnavailable
+from tests.server.handshake import REFUSED, handshake
 from tests.sync_service.conftest import REPO
 
 pytestmark = pytest.mark.timeout(120)
-
-HANDSHAKE_EVENTS = (
-    zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
-
-REFUSED = {
-    zmq.Event.HANDSHAKE_FAILED_NO_DETAIL,
-    zmq.Event.HANDSHAKE_FAILED_PROTOCOL,
-    zmq.Event.HANDSHAKE_FAILED_AUTH,
-}
-
-
-def handshake(endpoint: str, identity: KeyPair | None, server_key: str | None = None) -> zmq.Event:
-    """Connect a DEALER to `endpoint` (a Curve client when `identity` is given) and return how its first
-    handshake ended, as libzmq reports it."""
-    address, pinned = split_endpoint(endpoint)
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    curve_client(socket, identity, server_key or pinned)
-    monitor = socket.get_monitor_socket(HANDSHAKE_EVENTS)
-    try:
-        socket.connect(address)
-        assert monitor.poll(30_000), "the handshake never ended"
-        return zmq.Event(recv_monitor_message(monitor)["event"])
-    finally:
-        socket.disable_monitor()
-        monitor.close(0)
-        socket.close(0)
 
 
 def _start_proxy(tmp_path: Path, secure: bool) -> tuple[subprocess.Popen[bytes], str, Path]:
