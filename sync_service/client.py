@@ -146,6 +146,7 @@ class CloudClient:
                     continue
                 if answer.request_id != message.request_id:
                     continue  # a late reply to an earlier attempt
+                self._refused.clear()  # what the next failure reports is about the proxies then
                 if answer.kind is Kind.ERROR:
                     raise CloudError(str(answer.fields.get("code")), str(answer.fields.get("message")))
                 return answer
