@@ -45,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crdt import ShoppingList
 from crdt.replica import new_replica_id
+from protocol.endpoints import address_of, split_endpoint, with_key
 from protocol.messages import Kind, Message, decode, encode
 from server import postgres, sockets
 from server.capability import storage_id
-from server.cli import request
+from server.cli import ADMIN_KEY_ENV, request
 from server.cluster import _stop_all as stop_all
-from server.cluster import free_ports, node_command
+from server.cluster import cluster_keys, free_ports, node_command
+from server.keys import SECRET_SUFFIX, generate
 from server.ring import build_ring
 
 REPLICAS = 3
@@ -59,6 +61,10 @@ NODE_PORT, PUBLISH_PORT = 7100, 7101
 CONVERGE_LIMIT = 30.0
 """Seconds after the last heal before a replica still missing an acknowledged write counts it lost."""
 NOWHERE_MAC = "02:00:00:de:ad:01"
+KEYED_NODES, KEYED_PROXIES = 32, 4
+"""Key pairs made before the ring starts (the members file every node loads lists them all): the most
+nodes and proxies one run may start, joins included."""
+CLIENT_KEYS = generate()
 
 
 def log(text: str) -> None:
@@ -200,7 +206,8 @@ class Network:
 
 @dataclass
 class NodeProcess:
-    """One node: where it lives, its data, and its process while it runs."""
+    """One node: where it lives, its data, and its process while it runs. `endpoint` carries the node's
+    pinned key (`?key=`), as a seed or a request target."""
 
     node_id: str
     endpoint: str
@@ -213,7 +220,7 @@ class NodeProcess:
 
 @dataclass
 class ProxyProcess:
-    """One proxy and its process."""
+    """One proxy and its process (`endpoint` with its pinned key, as clients use it)."""
 
     proxy_id: str
     endpoint: str
@@ -233,19 +240,30 @@ class Cluster:
         self.seeds: list[str] = []
         self._logs: list[Any] = []
         self._numbers = itertools.count(1)
+        self.keys = root / "keys"
+        names = [f"n{i}" for i in range(1, KEYED_NODES + 1)] + [f"p{i}" for i in range(1, KEYED_PROXIES + 1)]
+        self._public = {name: pair.public for name, pair in cluster_keys(self.keys, names).items()}
+        self.admin_key_file = self.keys / f"admin{SECRET_SUFFIX}"
+        """A member key: `request` uses it (through $SHOPLIST_SERVER_KEY) to talk to nodes directly."""
 
     def new_node(self) -> NodeProcess:
         """Create (not start) the next node."""
         node_id = f"n{next(self._numbers)}"
         endpoint, publish = self.network.add_host(node_id)
-        node = NodeProcess(node_id, endpoint, publish, self.root / node_id)
+        node = NodeProcess(node_id, with_key(endpoint, self._public[node_id]), publish, self.root / node_id)
         self.nodes[node_id] = node
         return node
 
     def start_node(self, node: NodeProcess, *, join: str | None = None) -> None:
         """Start `node`'s process (a restart after SIGKILL reuses its data and its PostgreSQL)."""
         command = node_command(
-            node.node_id, node.endpoint, node.publish, node.data, self.live_seeds(), "WARNING"
+            node.node_id,
+            address_of(node.endpoint),
+            node.publish,
+            node.data,
+            self.live_seeds(),
+            "WARNING",
+            self.keys,
         )
         if join:
             command += ["--join", join]
@@ -270,11 +288,13 @@ class Cluster:
             "--id",
             proxy.proxy_id,
             "--bind",
-            proxy.endpoint,
+            address_of(proxy.endpoint),
             "--publish",
             proxy.publish,
             "--seeds",
             ",".join(self.live_seeds()),
+            "--key",
+            str(self.keys / f"{proxy.proxy_id}{SECRET_SUFFIX}"),
         ]
         log_file = (self.root / f"{proxy.proxy_id}.log").open("ab")
         self._logs.append(log_file)
@@ -290,9 +310,10 @@ class Cluster:
             self.start_node(node)
         ports = free_ports(2 * proxies)
         for index in range(proxies):
+            proxy_id = f"p{index + 1}"
             proxy = ProxyProcess(
-                f"p{index + 1}",
-                f"tcp://127.0.0.1:{ports[2 * index]}",
+                proxy_id,
+                with_key(f"tcp://127.0.0.1:{ports[2 * index]}", self._public[proxy_id]),
                 f"tcp://127.0.0.1:{ports[2 * index + 1]}",
             )
             self.proxies[proxy.proxy_id] = proxy
@@ -367,12 +388,18 @@ def running_cluster(
         netns, _ = namespaces_available()
     network = Network(netns)
     cluster = Cluster(root, network, node_args or [])
+    before = os.environ.get(ADMIN_KEY_ENV)
+    os.environ[ADMIN_KEY_ENV] = str(cluster.admin_key_file)  # for this process and the tools it runs
     try:
         cluster.start(nodes, proxies)
         yield cluster
     finally:
         cluster.stop()
         network.close()
+        if before is None:
+            os.environ.pop(ADMIN_KEY_ENV, None)
+        else:
+            os.environ[ADMIN_KEY_ENV] = before
 
 
 # ----- clients --------------------------------------------------------------------------------------------
@@ -397,10 +424,11 @@ def send_request(endpoints: list[str], message: Message, deadline: float) -> Mes
     for attempt in itertools.count():
         if time.monotonic() >= deadline:
             return None
-        endpoint = endpoints[attempt % len(endpoints)]
+        address, server_key = split_endpoint(endpoints[attempt % len(endpoints)])
         socket = sockets.configure(context.socket(zmq.DEALER))
         try:
-            socket.connect(endpoint)
+            sockets.curve_client(socket, CLIENT_KEYS if server_key else None, server_key)
+            socket.connect(address)
             socket.send_multipart(encode(message))
             wait = max(0.05, min(2.0, deadline - time.monotonic()))
             if socket.poll(int(wait * 1000)):

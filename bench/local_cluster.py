@@ -14,9 +14,10 @@ from typing import Any
 
 
 @contextmanager
-def local_cluster(data: Path) -> Iterator[dict[str, Any]]:
-    """Run a 3-node, 2-proxy cluster with its data and log in `data`; yield its ready line. Raises
-    SystemExit, naming the log, when the cluster exits before it is ready."""
+def local_cluster(data: Path, *, insecure: bool = False) -> Iterator[dict[str, Any]]:
+    """Run a 3-node, 2-proxy cluster with its data and log in `data` (CurveZMQ, or plain text when
+    `insecure`); yield its ready line. Raises SystemExit, naming the log, when the cluster exits before
+    it is ready."""
     log = (data / "cluster.log").open("wb")
     command = [
         sys.executable,
@@ -29,6 +30,7 @@ def local_cluster(data: Path) -> Iterator[dict[str, Any]]:
         "2",
         "--data",
         str(data),
+        *(["--insecure"] if insecure else []),
     ]
     environment = {**os.environ, "SHOPLIST_CLUSTER_FILE": str(data / "cluster.json")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=environment)

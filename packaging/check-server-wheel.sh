@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks an installed shoplist-server (from the wheel): runs a local 3-node ring with one proxy, waits for
-# its JSON ready line, asks the proxy for the ring's status, and stops the ring with SIGTERM.
+# its JSON ready line (proxies with their CurveZMQ keys), asks the proxy for the ring's status over Curve,
+# and stops the ring with SIGTERM.
 #     packaging/check-server-wheel.sh [PATH-TO-shoplist-server]
 set -euo pipefail
 SERVER=${1:-shoplist-server}
@@ -17,7 +18,8 @@ if ! read -r -t 180 ready <&"${RING[0]}"; then
 fi
 echo "ready line: $ready"
 proxy=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["proxies"][0])' "$ready")
-"$SERVER" status --endpoint "$proxy" --timeout 5
+# The ring made its keys in $DATA/keys; its admin key is a member key, so the nodes answer status too.
+SHOPLIST_SERVER_KEY="$DATA/keys/admin.key_secret" "$SERVER" status --endpoint "$proxy" --timeout 5
 kill -TERM "$ring"
 wait "$ring" || true
 echo "ring stopped; data in $DATA"

@@ -5,19 +5,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
 import uuid
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import zmq
 
+from protocol.endpoints import split_endpoint, with_key
 from protocol.messages import Kind, Message, ProtocolError, decode, encode
 from server import sockets
+from server.keys import CREATE_HINT, KeyFileError, KeyPair, generate, load_members, load_secret
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7000"
+INSECURE_ENV = "SHOPLIST_INSECURE"
+ADMIN_KEY_ENV = "SHOPLIST_SERVER_KEY"
+"""A secret key file `status`, `leave` and the tools use to talk to nodes (a member key); by default a
+fresh key pair, which proxies accept but nodes refuse."""
+INSECURE_WARNING = (
+    "INSECURE: running in plain text (--insecure). Anyone on the network can read and forge every "
+    "message. Use this only for local debugging."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "--join", default=None, metavar="SEED", help="join a running ring through SEED (a node endpoint)"
     )
     node.add_argument("--leave", action="store_true", help="hand every partition off, then exit")
+    _add_security(node, members=True)
     node.add_argument(
         "--no-anti-entropy", dest="anti_entropy", action="store_false", help="do not compare replicas"
     )
@@ -63,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--endpoint", default=None, help="a proxy or node (default: first of SHOPLIST_PROXIES)"
     )
     leave.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the handoff")
+    _add_client_security(leave)
     leave.set_defaults(run=_run_leave)
 
     proxy = commands.add_parser("proxy", help="run one stateless proxy")
@@ -72,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--seeds", required=True, help="comma-separated node request endpoints")
     proxy.add_argument("-n", "--replicas", type=int, default=3)
     _proxy_limits(proxy)
+    _add_security(proxy, members=False)
     proxy.set_defaults(run=_run_proxy)
 
     status = commands.add_parser("status", help="show members, state, ownership, hints and handoffs")
@@ -80,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--timeout", type=float, default=2.0)
+    _add_client_security(status)
     status.set_defaults(run=_run_status)
 
     cluster = commands.add_parser("cluster", help="run a whole local ring: nodes, proxies, PostgreSQL each")
@@ -87,7 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--proxies", type=int, default=2)
     cluster.add_argument("--data", required=True, type=Path, help="directory for every node's data")
     cluster.add_argument("--port", type=int, default=None, help="first port (default: free ports)")
+    cluster.add_argument("--insecure", action="store_true", help="plain text, no keys (local debugging only)")
     cluster.set_defaults(run=_run_cluster)
+
+    keys = commands.add_parser("keys", help="create a Curve key pair for a node or proxy")
+    keys.add_argument("name", help="the key's name, e.g. n1 (files NAME.key and NAME.key_secret)")
+    keys.add_argument("--out", required=True, type=Path, help="directory to write the two key files to")
+    keys.add_argument("--json", action="store_true", help="print JSON")
+    keys.set_defaults(run=_run_keys)
     return parser
 
 
@@ -122,6 +145,76 @@ def _positive(kind: Any) -> Any:
     return parse
 
 
+def _add_security(command: argparse.ArgumentParser, *, members: bool) -> None:
+    command.add_argument("--key", type=Path, help="this process's secret key file (NAME.key_secret)")
+    if members:
+        command.add_argument(
+            "--members", type=Path, help="the allowed public keys: a members file or a directory of *.key"
+        )
+    command.add_argument("--insecure", action="store_true", help="plain text, no keys (local debugging only)")
+
+
+def _add_client_security(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--key", type=Path, default=None, help=f"secret key file to connect with (default: ${ADMIN_KEY_ENV})"
+    )
+    command.add_argument("--insecure", action="store_true", help="allow endpoints without ?key= (plain text)")
+
+
+def _server_keys(
+    args: argparse.Namespace, role: str, seeds: tuple[str, ...]
+) -> tuple[KeyPair | None, frozenset[str]] | None:
+    """Return the process's key pair and members (None, {} with --insecure); print why and return None
+    when they are missing or bad, or a seed pins no key."""
+    wants_members = hasattr(args, "members")
+    if args.insecure:
+        warn_loudly(INSECURE_WARNING)
+        return None, frozenset()
+    if args.key is None or (wants_members and args.members is None):
+        needed = "--key FILE and --members FILE_OR_DIR" if wants_members else "--key FILE"
+        print(
+            f"shoplist-server {role}: CurveZMQ keys are required: pass {needed}; {CREATE_HINT}",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        pair = load_secret(args.key)
+        allowed = load_members(args.members) if wants_members else frozenset()
+        for seed in seeds:
+            if split_endpoint(seed)[1] is None:
+                raise ValueError(f"seed {seed} has no ?key=<its public key>; a Curve link must pin it")
+    except (KeyFileError, ValueError) as problem:
+        print(f"shoplist-server {role}: {problem}", file=sys.stderr)
+        return None
+    return pair, allowed
+
+
+def warn_loudly(text: str) -> None:
+    """Log `text` loudly, framed so that it stands out in a log."""
+    bar = "!" * min(100, len(text))
+    for line in (bar, text, bar):
+        logging.getLogger("shoplist.security").warning(line)
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    from server.keys import write_key_pair
+
+    try:
+        pair, public_path, secret_path = write_key_pair(args.out, args.name)
+    except (KeyFileError, OSError) as problem:
+        print(f"shoplist-server keys: {problem}", file=sys.stderr)
+        return 1
+    if args.json:
+        info = {"name": args.name, "public": pair.public, "public_file": str(public_path)}
+        print(json.dumps({**info, "secret_file": str(secret_path)}, sort_keys=True))
+    else:
+        print(pair.public)
+        print(
+            f"wrote {public_path} (share it) and {secret_path} (owner-only, keep it secret)", file=sys.stderr
+        )
+    return 0
+
+
 def _seeds(text: str) -> tuple[str, ...]:
     return tuple(seed.strip() for seed in text.split(",") if seed.strip())
 
@@ -140,6 +233,10 @@ def _run_node(args: argparse.Namespace) -> int:
     from server.node_service import NodeSettings, serve_node
 
     sockets.setup_logging(f"node/{args.id}", args.log_level)
+    seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
+    security = _server_keys(args, "node", seeds)
+    if security is None:
+        return 2
     try:
         config = Config(args.replicas, args.read_quorum, args.write_quorum)
     except ValueError as problem:
@@ -150,7 +247,6 @@ def _run_node(args: argparse.Namespace) -> int:
     except (postgres.SystemUserError, postgres.DatabasePasswordError) as problem:
         print(f"shoplist-server node: {problem}", file=sys.stderr)
         return 1
-    seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
     settings = NodeSettings(
         args.id,
         args.bind,
@@ -163,6 +259,9 @@ def _run_node(args: argparse.Namespace) -> int:
         scrub_every=args.scrub_every,
         joining=args.join is not None,
         leave=args.leave,
+        keys=security[0],
+        members=security[1],
+        members_file=args.members.resolve() if security[0] is not None else None,
     )
 
     async def run() -> None:
@@ -177,17 +276,22 @@ def _run_proxy(args: argparse.Namespace) -> int:
     from server.proxy_service import ProxyService, ProxySettings
 
     sockets.setup_logging(f"proxy/{args.id}", args.log_level)
+    seeds = _seeds(args.seeds)
+    security = _server_keys(args, "proxy", seeds)
+    if security is None:
+        return 2
     settings = ProxySettings(
         args.id,
         args.bind,
         args.publish,
-        _seeds(args.seeds),
+        seeds,
         args.replicas,
         rate=args.rate,
         burst=args.burst,
         max_buckets=args.rate_table,
         max_topics=args.max_topics,
         client_hwm=args.client_hwm,
+        keys=security[0],
     )
     if settings.burst < 1:
         print("shoplist-server proxy: --burst must be at least 1", file=sys.stderr)
@@ -201,12 +305,36 @@ def _run_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
-def request(endpoint: str, kind: Kind, timeout: float, body: bytes = b"", **fields: Any) -> Message | None:
-    """Send one request to `endpoint` and return the reply, or None if none came within `timeout`."""
+def client_identity() -> KeyPair:
+    """Return the key pair this process connects with: the secret key file named by $SHOPLIST_SERVER_KEY
+    (a member key, which nodes admit), else a fresh pair (proxies admit any key). Raises KeyFileError."""
+    return _identity(os.environ.get(ADMIN_KEY_ENV) or None)
+
+
+@cache
+def _identity(path: str | None) -> KeyPair:
+    return load_secret(Path(path)) if path else generate()
+
+
+def request(
+    endpoint: str,
+    kind: Kind,
+    timeout: float,
+    body: bytes = b"",
+    *,
+    identity: KeyPair | None = None,
+    **fields: Any,
+) -> Message | None:
+    """Send one request to `endpoint` and return the reply, or None if none came within `timeout`. An
+    endpoint with `?key=` is spoken to over CurveZMQ pinning that key, as `identity` (default:
+    `client_identity()`); one without it in plain text. A server holding another key never answers."""
+    address, server_key = split_endpoint(endpoint)
     context = zmq.Context.instance()
     socket = sockets.configure(context.socket(zmq.DEALER))
     try:
-        socket.connect(endpoint.split("?")[0])
+        if server_key is not None:
+            sockets.curve_client(socket, identity or client_identity(), server_key)
+        socket.connect(address)
         socket.send_multipart(encode(Message(kind, uuid.uuid4().hex, fields, body)))
         if not socket.poll(int(timeout * 1000)):
             return None
@@ -218,14 +346,17 @@ def request(endpoint: str, kind: Kind, timeout: float, body: bytes = b"", **fiel
         socket.close(0)
 
 
-def gather_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
-    """Return the status seen from `endpoint`, each member enriched with its own hints and handoffs."""
-    answer = request(endpoint, Kind.STATUS, timeout)
+def gather_status(endpoint: str, timeout: float, identity: KeyPair | None = None) -> dict[str, Any] | None:
+    """Return the status seen from `endpoint`, each member enriched with its own hints and handoffs
+    (asked at its endpoint, pinning the key it announced)."""
+    answer = request(endpoint, Kind.STATUS, timeout, identity=identity)
     if answer is None or answer.kind is not Kind.STATUS_REPLY:
         return None
     info: dict[str, Any] = answer.fields.get("info", {})
     for member in info.get("members", []):
-        own = request(member["endpoint"], Kind.STATUS, timeout) if member.get("state") == "alive" else None
+        address = with_key(member["endpoint"], member.get("key", ""))
+        alive = member.get("state") == "alive"
+        own = request(address, Kind.STATUS, timeout, identity=identity) if alive else None
         own_info = own.fields.get("info", {}) if own is not None and own.kind is Kind.STATUS_REPLY else {}
         member["hints_held"] = own_info.get("hints", {})
         member["handoffs"] = own_info.get("handoffs", {})
@@ -234,9 +365,26 @@ def gather_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
     return info
 
 
+def _client_setup(args: argparse.Namespace, endpoint: str, role: str) -> KeyPair | None:
+    """Return the identity to connect to `endpoint` with; raise SystemExit(2) with a clear message when
+    the endpoint pins no key outside insecure mode, or the key file is bad."""
+    try:
+        _, server_key = split_endpoint(endpoint)
+        if server_key is None and not (args.insecure or os.environ.get(INSECURE_ENV) == "1"):
+            raise ValueError(
+                f"{endpoint} carries no ?key=<the server's public key>; add it, or pass --insecure "
+                f"(or set {INSECURE_ENV}=1) for a plain-text cluster"
+            )
+        return load_secret(args.key) if args.key else client_identity()
+    except (KeyFileError, ValueError) as problem:
+        print(f"shoplist-server {role}: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _run_status(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or (os.environ.get("SHOPLIST_PROXIES", "").split(",")[0] or DEFAULT_ENDPOINT)
-    info = gather_status(endpoint, args.timeout)
+    identity = _client_setup(args, endpoint, "status")
+    info = gather_status(endpoint, args.timeout, identity)
     if info is None:
         print(f"shoplist-server status: no answer from {endpoint} within {args.timeout:g} s", file=sys.stderr)
         return 1
@@ -294,11 +442,13 @@ def _run_leave(args: argparse.Namespace) -> int:
     """Tell a node to leave, then show its handoff progress until it has gone."""
     import time
 
-    endpoint = _resolve_node(args.node, args.endpoint)
+    via = args.endpoint or (os.environ.get("SHOPLIST_PROXIES", "").split(",")[0] or DEFAULT_ENDPOINT)
+    identity = _client_setup(args, args.node if "://" in args.node else via, "leave")
+    endpoint = _resolve_node(args.node, via, identity)
     if endpoint is None:
         print(f"shoplist-server leave: no node {args.node!r} is known", file=sys.stderr)
         return 1
-    answer = request(endpoint, Kind.LEAVE, 5.0)
+    answer = request(endpoint, Kind.LEAVE, 5.0, identity=identity)
     if answer is None or answer.kind is not Kind.OK:
         text = answer.fields.get("message", "") if answer is not None else "no answer"
         print(f"shoplist-server leave: {endpoint} refused: {text}", file=sys.stderr)
@@ -307,7 +457,7 @@ def _run_leave(args: argparse.Namespace) -> int:
     last = ""
     silent_since: float | None = None
     while time.monotonic() < deadline:
-        status = request(endpoint, Kind.STATUS, 1.0)
+        status = request(endpoint, Kind.STATUS, 1.0, identity=identity)
         if status is None or status.kind is not Kind.STATUS_REPLY:
             silent_since = silent_since or time.monotonic()
             if time.monotonic() - silent_since > 3.0:
@@ -325,23 +475,27 @@ def _run_leave(args: argparse.Namespace) -> int:
     return 1
 
 
-def _resolve_node(node: str, endpoint: str | None) -> str | None:
-    """Return the request endpoint of `node` (an endpoint already, or a node id known to `endpoint`)."""
+def _resolve_node(node: str, via: str, identity: KeyPair | None) -> str | None:
+    """Return the request endpoint of `node` (an endpoint already, or a node id known to `via`), with
+    the key it announced."""
     if "://" in node:
         return node
-    via = endpoint or (os.environ.get("SHOPLIST_PROXIES", "").split(",")[0] or DEFAULT_ENDPOINT)
-    answer = request(via, Kind.STATUS, 2.0)
+    answer = request(via, Kind.STATUS, 2.0, identity=identity)
     if answer is None or answer.kind is not Kind.STATUS_REPLY:
         return None
     members = answer.fields.get("info", {}).get("members", [])
-    return next((m["endpoint"] for m in members if m["id"] == node), None)
+    return next((with_key(m["endpoint"], m.get("key", "")) for m in members if m["id"] == node), None)
 
 
 def _run_cluster(args: argparse.Namespace) -> int:
     from server.cluster import run_cluster
 
     sockets.setup_logging("cluster", args.log_level)
-    return run_cluster(args.nodes, args.proxies, args.data.resolve(), args.port, args.log_level)
+    if args.insecure:
+        warn_loudly(INSECURE_WARNING)
+    return run_cluster(
+        args.nodes, args.proxies, args.data.resolve(), args.port, args.log_level, insecure=args.insecure
+    )
 
 
 if __name__ == "__main__":

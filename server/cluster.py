@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from crdt import ShoppingList
+from protocol.endpoints import with_key
 from protocol.local_cluster import local_cluster_file
 from protocol.messages import Kind
 from server import postgres
 from server.cli import request
+from server.keys import MEMBERS_FILE, SECRET_SUFFIX, KeyPair, ensure_key_pair, write_members
 
 log = logging.getLogger("shoplist.cluster")
 
@@ -73,10 +75,38 @@ def server_program() -> list[str]:
     return [sys.executable, "-m", "server.cli"]
 
 
+ADMIN_KEY = "admin"
+"""The key pair a local cluster makes for its own tools (`status`, `leave`, the tests): a member key."""
+
+
+def cluster_keys(directory: Path, names: list[str]) -> dict[str, KeyPair]:
+    """Return the key pair of every name (nodes, proxies, `admin`), creating the missing ones in
+    `directory` (owner-only), and write the members file that lists them all."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pairs = {name: ensure_key_pair(directory, name) for name in [*names, ADMIN_KEY]}
+    write_members(directory / MEMBERS_FILE, {name: pair.public for name, pair in pairs.items()})
+    return pairs
+
+
+def security_options(name: str, keys: Path | None) -> list[str]:
+    """Return the command-line options that give process `name` its key from the key directory `keys`
+    and the members file there, or `--insecure` when `keys` is None."""
+    if keys is None:
+        return ["--insecure"]
+    return ["--key", str(keys / f"{name}{SECRET_SUFFIX}"), "--members", str(keys / MEMBERS_FILE)]
+
+
 def node_command(
-    node_id: str, endpoint: str, publish: str, data: Path, seeds: list[str], log_level: str
+    node_id: str,
+    endpoint: str,
+    publish: str,
+    data: Path,
+    seeds: list[str],
+    log_level: str,
+    keys: Path | None = None,
 ) -> list[str]:
-    """Return the command line that runs one node (also used to restart a killed one)."""
+    """Return the command line that runs one node (also used to restart a killed one), with its key from
+    the key directory `keys` (seeds then carry `?key=`), or in plain text when `keys` is None."""
     return [
         *server_program(),
         "--log-level",
@@ -92,11 +122,15 @@ def node_command(
         str(data),
         "--seeds",
         ",".join(seeds),
+        *security_options(node_id, keys),
     ]
 
 
-def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_level: str) -> int:
-    """Run the cluster in the foreground; return the exit status."""
+def run_cluster(
+    nodes: int, proxies: int, data: Path, port: int | None, log_level: str, *, insecure: bool = False
+) -> int:
+    """Run the cluster in the foreground; return the exit status. Unless `insecure`, every key pair and
+    the members file are made (once) in `data/keys`, and the ready line's proxies carry their keys."""
     if nodes < 1 or proxies < 1:
         print("shoplist-server cluster: need at least one node and one proxy", file=sys.stderr)
         return 2
@@ -109,7 +143,23 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
     url = [f"tcp://127.0.0.1:{number}" for number in ports]
     proxy_urls = [(url[2 * i], url[2 * i + 1]) for i in range(proxies)]
     node_urls = [(url[2 * (proxies + i)], url[2 * (proxies + i) + 1]) for i in range(nodes)]
-    seeds = [endpoint for endpoint, _ in node_urls]
+    node_ids = [f"n{index}" for index in range(1, nodes + 1)]
+    proxy_ids = [f"p{index}" for index in range(1, proxies + 1)]
+    keys = None if insecure else data / "keys"
+    try:
+        pairs = cluster_keys(keys, node_ids + proxy_ids) if keys else {}
+    except (OSError, ValueError) as problem:
+        print(f"shoplist-server cluster: cannot make the keys in {keys}: {problem}", file=sys.stderr)
+        return 1
+    key_of = {name: pair.public for name, pair in pairs.items()}
+    seeds = [
+        with_key(endpoint, key_of.get(node_id, ""))
+        for node_id, (endpoint, _) in zip(node_ids, node_urls, strict=True)
+    ]
+    proxy_entries = [
+        with_key(endpoint, key_of.get(name, ""))
+        for name, (endpoint, _) in zip(proxy_ids, proxy_urls, strict=True)
+    ]
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -118,32 +168,39 @@ def run_cluster(nodes: int, proxies: int, data: Path, port: int | None, log_leve
     published: Path | None = None
     ready_line = ""
     try:
-        for index, (endpoint, publish) in enumerate(node_urls, start=1):
-            node_id = f"n{index}"
-            command = node_command(node_id, endpoint, publish, data / node_id, seeds, log_level)
+        for node_id, (endpoint, publish) in zip(node_ids, node_urls, strict=True):
+            command = node_command(node_id, endpoint, publish, data / node_id, seeds, log_level, keys)
             children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
             node_info.append(
-                {"id": node_id, "pid": children[-1].pid, "endpoint": endpoint, "publish": publish}
+                {
+                    "id": node_id,
+                    "pid": children[-1].pid,
+                    "endpoint": endpoint,
+                    "publish": publish,
+                    "key": key_of.get(node_id, ""),
+                }
             )
-        for index, (endpoint, publish) in enumerate(proxy_urls, start=1):
+        for proxy_id, (endpoint, publish) in zip(proxy_ids, proxy_urls, strict=True):
+            options = security_options(proxy_id, keys)
             command = [
                 *server_program(),
                 "--log-level",
                 log_level,
                 "proxy",
                 "--id",
-                f"p{index}",
+                proxy_id,
                 "--bind",
                 endpoint,
                 "--publish",
                 publish,
                 "--seeds",
                 ",".join(seeds),
+                *(options[:2] if keys else options),  # a proxy needs no members file
             ]
             children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
-        if not _wait_ready([e for e, _ in proxy_urls], [n["id"] for n in node_info], stop, children):
+        if not _wait_ready(proxy_entries, node_ids, stop, children):
             return 1
-        ready_line = json.dumps({"proxies": [e for e, _ in proxy_urls], "nodes": node_info})
+        ready_line = json.dumps({"proxies": proxy_entries, "nodes": node_info})
         print(ready_line, flush=True)
         published = _publish(ready_line)
         log.info("cluster ready: %d nodes, %d proxies", nodes, proxies)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from protocol.endpoints import is_key
+
 
 class Liveness(StrEnum):
     """What this process believes about a member right now (local, never gossiped)."""
@@ -66,6 +68,8 @@ class MemberRecord:
     heartbeat: int = 0
     leaving: bool = False
     """The member is handing its partitions off before it goes: the ring is built without it."""
+    key: str = ""
+    """The member's CurveZMQ public key (Z85) that its endpoints serve with; "" in a plain-text cluster."""
 
     def version(self) -> tuple[int, int]:
         """Return the sort key that decides which of two records about one member wins."""
@@ -74,22 +78,27 @@ class MemberRecord:
     def to_wire(self) -> list[Any]:
         """Return the record as a msgpack-ready list."""
         wire: list[Any] = [self.node_id, self.endpoint, self.publish, self.incarnation, self.heartbeat]
+        if self.key:
+            return [*wire, self.leaving, self.key]
         return [*wire, True] if self.leaving else wire
 
     @classmethod
     def from_wire(cls, value: object) -> MemberRecord:
         """Return the record encoded by `to_wire`. Raises ValueError (the sender's fault) on bad input."""
-        if not isinstance(value, list) or len(value) not in (5, 6):
-            raise ValueError("a member record is a list of 5 fields (6 when leaving)")
+        if not isinstance(value, list) or len(value) not in (5, 6, 7):
+            raise ValueError("a member record is a list of 5 fields (6 when leaving, 7 with a key)")
         node_id, endpoint, publish, incarnation, heartbeat = value[:5]
-        leaving = value[5] if len(value) == 6 else False
+        leaving = value[5] if len(value) >= 6 else False
+        key = value[6] if len(value) == 7 else ""
         if type(leaving) is not bool:
             raise ValueError("a member's leaving flag must be a boolean")
+        if key != "" and not is_key(key):
+            raise ValueError("a member's key must be a 40-character Z85 public key")
         if not all(isinstance(text, str) and 0 < len(text) <= 200 for text in (node_id, endpoint, publish)):
             raise ValueError("member id and endpoints must be short strings")
         if not all(type(number) is int and number >= 0 for number in (incarnation, heartbeat)):
             raise ValueError("member incarnation and heartbeat must be non-negative integers")
-        return cls(node_id, endpoint, publish, incarnation, heartbeat, leaving)
+        return cls(node_id, endpoint, publish, incarnation, heartbeat, leaving, key)
 
 
 def merge_tables(mine: dict[str, MemberRecord], theirs: dict[str, MemberRecord]) -> dict[str, MemberRecord]:
@@ -103,8 +112,8 @@ def merge_tables(mine: dict[str, MemberRecord], theirs: dict[str, MemberRecord])
     return merged
 
 
-def _record_key(record: MemberRecord) -> tuple[int, int, str, str, bool]:
-    return (record.incarnation, record.heartbeat, record.endpoint, record.publish, record.leaving)
+def _record_key(record: MemberRecord) -> tuple[int, int, str, str, bool, str]:
+    return (record.incarnation, record.heartbeat, record.endpoint, record.publish, record.leaving, record.key)
 
 
 @dataclass
@@ -186,6 +195,16 @@ class Membership:
     def node_at(self, endpoint: str) -> str | None:
         """Return the id of the member whose request endpoint is `endpoint`, or None."""
         return next((node_id for node_id, record in self.table.items() if record.endpoint == endpoint), None)
+
+    def key_at(self, endpoint: str) -> str | None:
+        """Return the public key of the member whose request or publish endpoint is `endpoint`, or None."""
+        return next(
+            (r.key for r in self.table.values() if endpoint in (r.endpoint, r.publish) and r.key), None
+        )
+
+    def member_keys(self) -> frozenset[str]:
+        """Return the public keys of every member in the table (learnt from authenticated peers only)."""
+        return frozenset(record.key for record in self.table.values() if record.key)
 
     def ring_members(self) -> list[str]:
         """Return the members the ring is built from: every known member but those leaving, sorted."""

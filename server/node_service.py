@@ -9,13 +9,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
 
 from crdt import ShoppingList
 from crdt.replica import new_replica_id
+from protocol.endpoints import split_endpoint
 from protocol.messages import (
     ErrorCode,
     Kind,
@@ -31,6 +34,7 @@ from protocol.messages import (
 from server import sockets
 from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_digest
 from server.handoff import HandoffTracker, exchange_plan
+from server.keys import KeyFileError, KeyPair, load_members
 from server.links import Links
 from server.membership import MemberRecord, Membership, table_from_wire
 from server.merkle import DigestTree
@@ -45,6 +49,8 @@ GOSSIP_EVERY = 0.2
 HANDOFF_EVERY = 0.5
 MAINTENANCE_EVERY = 0.05
 SCRUB_BATCH = 100
+MEMBERS_EVERY = 2.0
+"""Seconds between looks at the members file: an admin adds a new node's key without restarting."""
 LEAVE_GRACE = 1.5
 """Seconds a leaving node waits, with nothing left to hand off, before it exits (lets the ring settle)."""
 
@@ -66,6 +72,12 @@ class NodeSettings:
     """Seconds between scrub steps; each re-reads SCRUB_BATCH lists from disk into the digest tree."""
     joining: bool = False
     leave: bool = False
+    keys: KeyPair | None = None
+    """The node's own Curve key pair; None runs it in plain text (--insecure)."""
+    members: frozenset[str] = frozenset()
+    """Public keys allowed to connect (nodes and proxies), besides those members announce in gossip."""
+    members_file: Path | None = None
+    """Where `members` came from; read again when it changes."""
 
 
 class NodeService:
@@ -75,7 +87,10 @@ class NodeService:
         self.settings = settings
         self.storage = storage
         now = time.monotonic()
-        me = MemberRecord(settings.node_id, settings.endpoint, settings.publish, time.time_ns() // 1000)
+        own_key = settings.keys.public if settings.keys else ""
+        me = MemberRecord(
+            settings.node_id, settings.endpoint, settings.publish, time.time_ns() // 1000, key=own_key
+        )
         self.membership = Membership(me, now)
         self.ring = RingHolder(build_ring([settings.node_id], settings.partitions))
         self.core = NodeCore(settings.node_id, settings.config, self.membership, lambda: self.ring.ring)
@@ -83,9 +98,19 @@ class NodeService:
         self.hint_counts: dict[str, int] = {}
         self._ids = itertools.count(1)
         self.context = zmq.asyncio.Context()
-        self.router = sockets.configure(self.context.socket(zmq.ROUTER), hwm=sockets.PEER_HWM)
-        self.publisher = sockets.configure_publisher(self.context.socket(zmq.PUB), hwm=sockets.PEER_HWM)
-        self.links = Links(self.context, self._on_link_reply, self._on_link_lost)
+        self.seed_keys = dict(split_endpoint(seed) for seed in settings.seeds)
+        self.router = self._bound_socket(zmq.ROUTER)
+        self.publisher = self._bound_socket(zmq.PUB, publisher=True)
+        self.links = Links(
+            self.context,
+            self._on_link_reply,
+            self._on_link_lost,
+            keys=settings.keys,
+            server_key=self._server_key,
+        )
+        self.authenticator: AsyncioAuthenticator | None = None
+        self.allowed = settings.members
+        self._refused: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.tree = DigestTree(settings.partitions)
         self.anti_entropy = AntiEntropy(
@@ -143,8 +168,34 @@ class NodeService:
         self._rebuild_ring()
         log.info("leaving: handing %d partitions off", len(self.tree.held_partitions()))
 
+    def _bound_socket(self, kind: int, *, publisher: bool = False) -> Any:
+        configure = sockets.configure_publisher if publisher else sockets.configure
+        socket = configure(self.context.socket(kind), hwm=sockets.PEER_HWM)
+        return sockets.curve_server(socket, self.settings.keys, zap_domain=sockets.ZAP_DOMAIN)
+
+    def _server_key(self, endpoint: str) -> str | None:
+        """Return the public key to pin for a peer endpoint: its member record's, else its seed's."""
+        return self.membership.key_at(endpoint) or self.seed_keys.get(endpoint)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """ZAP: admit a client key if the members file lists it or an authenticated member announced it
+        in gossip (a node that joined through a seed that lists it)."""
+        text = key.decode("ascii", "replace")
+        if text in self.allowed or text in self.membership.member_keys():
+            return True
+        if key not in self._refused and len(self._refused) < 1000:
+            self._refused.add(key)
+            log.warning("refused a connection from an unknown key %s", text)
+        return False
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""
+        if self.settings.keys is not None:
+            self.authenticator = AsyncioAuthenticator(self.context)
+            self.authenticator.configure_curve_callback(
+                sockets.ZAP_DOMAIN.decode(), credentials_provider=self
+            )
+            self.authenticator.start()
         self.router.bind(self.settings.endpoint)
         self.publisher.bind(self.settings.publish)
         log.info(
@@ -161,6 +212,7 @@ class NodeService:
             self._handoff_loop(),
             self._maintenance_loop(),
             self._scrub_loop(),
+            self._members_loop(),
         ]
         tasks = [asyncio.create_task(loop) for loop in loops]
         await stop.wait()
@@ -169,6 +221,8 @@ class NodeService:
         self.links.close()
         self.router.close(0)
         self.publisher.close(0)
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.term()
 
     # ----- inbound requests ------------------------------------------------------------------------
@@ -331,7 +385,7 @@ class NodeService:
     async def _gossip_loop(self) -> None:
         while True:
             self.membership.tick(time.monotonic())
-            targets = {record.endpoint for record in self.membership.peers()} | set(self.settings.seeds)
+            targets = {record.endpoint for record in self.membership.peers()} | set(self.seed_keys)
             targets.discard(self.settings.endpoint)
             for endpoint in sorted(targets):
                 gossip = Message(
@@ -544,6 +598,27 @@ class NodeService:
         finally:
             self._dropping.discard(partition)
 
+    async def _members_loop(self) -> None:
+        """Read the members file again whenever it changes; a bad one is logged and the old keys kept."""
+        path = self.settings.members_file
+        if path is None or self.settings.keys is None:
+            return
+        seen = _changed_at(path)
+        while True:
+            await asyncio.sleep(MEMBERS_EVERY)
+            changed = _changed_at(path)
+            if changed == seen:
+                continue
+            seen = changed
+            try:
+                allowed = load_members(path)
+            except KeyFileError as problem:
+                log.error("kept the old member keys: %s", problem)
+                continue
+            if allowed != self.allowed:
+                log.info("members file %s now lists %d keys (was %d)", path, len(allowed), len(self.allowed))
+                self.allowed = allowed
+
     async def _scrub_loop(self) -> None:
         """Walk the stored lists slowly, re-reading each from disk, so that a change made behind the node's
         back (a restored backup, a manual edit) reaches the digest tree and anti-entropy repairs it."""
@@ -606,10 +681,12 @@ class NodeService:
             "role": "node",
             "id": self.settings.node_id,
             "endpoint": self.settings.endpoint,
+            "key": self.settings.keys.public if self.settings.keys else "",
             "members": [
                 {
                     "id": record.node_id,
                     "endpoint": record.endpoint,
+                    "key": record.key,
                     "state": self.membership.liveness(record.node_id).value,
                     "ownership": round(shares.get(record.node_id, 0.0), 4),
                 }
@@ -626,6 +703,15 @@ class NodeService:
                 "W": self.settings.config.write_quorum,
             },
         }
+
+
+def _changed_at(path: Path) -> tuple[int, int]:
+    """Return when `path` (a members file, or a directory of key files and the newest of them) changed."""
+    try:
+        paths = [path, *path.glob("*.key")] if path.is_dir() else [path]
+        return max((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    except (OSError, ValueError):
+        return (0, 0)
 
 
 def _decoded(body: bytes) -> ShoppingList | None:

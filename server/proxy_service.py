@@ -14,6 +14,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from protocol.endpoints import split_endpoint
 from protocol.messages import (
     ErrorCode,
     Kind,
@@ -27,6 +28,7 @@ from protocol.messages import (
     request_id_of,
 )
 from server import capability, sockets
+from server.keys import KeyPair
 from server.links import Links
 from server.membership import Membership, table_from_wire
 from server.proxy_core import ROUTED, ProxyCore, ProxyEffect, ToClient, ToNode
@@ -54,6 +56,8 @@ class ProxySettings:
     max_buckets: int = DEFAULT_MAX_BUCKETS
     max_topics: int = capability.DEFAULT_MAX_TOPICS
     client_hwm: int = sockets.FRONT_HWM
+    keys: KeyPair | None = None
+    """The proxy's Curve key pair (its ROUTER and XPUB serve with it); None runs it in plain text."""
 
 
 @dataclass(frozen=True)
@@ -73,18 +77,32 @@ class ProxyService:
         self.ring: RingHolder | None = None
         self.core = ProxyCore(self.membership, self._current_ring, replicas=settings.replicas)
         self.context = zmq.asyncio.Context()
-        self.front = sockets.configure(self.context.socket(zmq.ROUTER), hwm=settings.client_hwm)
-        self.publisher = sockets.configure_publisher(
-            self.context.socket(zmq.XPUB), hwm=sockets.PEER_HWM, subscription_hwm=settings.client_hwm
+        # Clients are authorised per list, not per key: both client-facing sockets take any client key
+        # (no ZAP handler), but with keys they still encrypt and prove this proxy's identity.
+        self.front = sockets.curve_server(
+            sockets.configure(self.context.socket(zmq.ROUTER), hwm=settings.client_hwm), settings.keys
+        )
+        self.publisher = sockets.curve_server(
+            sockets.configure_publisher(
+                self.context.socket(zmq.XPUB), hwm=sockets.PEER_HWM, subscription_hwm=settings.client_hwm
+            ),
+            settings.keys,
         )
         self.publisher.setsockopt(zmq.XPUB_MANUAL, 1)  # only whole, valid topics are applied
         self.subscriptions = capability.Subscriptions(settings.max_topics)
         self.limiter = RateLimiter(settings.rate, settings.burst, settings.max_buckets)
-        self.changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
-        self.changes.setsockopt(zmq.SUBSCRIBE, b"")
-        self.links = Links(self.context, self._on_node_reply, self._on_node_lost)
+        self.seed_keys = dict(split_endpoint(seed) for seed in settings.seeds)
+        self.links = Links(
+            self.context,
+            self._on_node_reply,
+            self._on_node_lost,
+            keys=settings.keys,
+            server_key=self._server_key,
+        )
         self._ids = itertools.count(1)
-        self._subscribed: set[str] = set()
+        self._changes: dict[str, Any] = {}
+        """One SUB per node publish endpoint: a Curve client pins one server key per socket."""
+        self._fan_outs: list[asyncio.Task[None]] = []
 
     def _current_ring(self) -> Ring | None:
         return self.ring.ring if self.ring else None
@@ -101,19 +119,13 @@ class ProxyService:
         )
         tasks = [
             asyncio.create_task(loop)
-            for loop in (
-                self._serve(),
-                self._follow_subscriptions(),
-                self._fan_out(),
-                self._tick_loop(),
-                self._gossip_loop(),
-            )
+            for loop in (self._serve(), self._follow_subscriptions(), self._tick_loop(), self._gossip_loop())
         ]
         await stop.wait()
-        for task in tasks:
+        for task in tasks + self._fan_outs:
             task.cancel()
         self.links.close()
-        for socket in (self.front, self.publisher, self.changes):
+        for socket in (self.front, self.publisher, *self._changes.values()):
             socket.close(0)
         self.context.term()
 
@@ -199,9 +211,8 @@ class ProxyService:
         self.membership.on_gossip(now, table)
         members = self.membership.ring_members()
         for record in self.membership.peers():
-            if record.publish not in self._subscribed:
-                self.changes.connect(record.publish)
-                self._subscribed.add(record.publish)
+            if record.publish not in self._changes and (record.key or self.settings.keys is None):
+                self._subscribe(record.publish, record.key)
         if members and members != before:
             ring = build_ring(members, self.settings.partitions)
             if self.ring is None:
@@ -230,11 +241,23 @@ class ProxyService:
                     len(self.subscriptions),
                 )
 
-    async def _fan_out(self) -> None:
-        """Republish the nodes' changes (under storage ids) to the subscribers following those lists,
+    def _server_key(self, endpoint: str) -> str | None:
+        """Return the public key to pin for a node endpoint: its member record's, else its seed's."""
+        return self.membership.key_at(endpoint) or self.seed_keys.get(endpoint)
+
+    def _subscribe(self, publish: str, key: str) -> None:
+        changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
+        sockets.curve_client(changes, self.settings.keys, key)
+        changes.setsockopt(zmq.SUBSCRIBE, b"")
+        changes.connect(publish)
+        self._changes[publish] = changes
+        self._fan_outs.append(asyncio.create_task(self._fan_out(changes)))
+
+    async def _fan_out(self, changes: Any) -> None:
+        """Republish one node's changes (under storage ids) to the subscribers following those lists,
         under their list id's topic; changes nobody here follows are dropped."""
         while True:
-            frames = await self.changes.recv_multipart()
+            frames = await changes.recv_multipart()
             republished = self.subscriptions.republish(frames)
             if republished is not None:
                 sockets.try_send(self.publisher, republished)
@@ -247,7 +270,7 @@ class ProxyService:
     async def _gossip_loop(self) -> None:
         while True:
             self.membership.tick(time.monotonic())
-            targets = {record.endpoint for record in self.membership.peers()} | set(self.settings.seeds)
+            targets = {record.endpoint for record in self.membership.peers()} | set(self.seed_keys)
             for endpoint in sorted(targets):
                 self.links.send(endpoint, Message(Kind.GOSSIP, f"pg{next(self._ids)}", {"members": []}))
             await asyncio.sleep(GOSSIP_EVERY)
@@ -261,10 +284,12 @@ class ProxyService:
             "id": self.settings.proxy_id,
             "endpoint": self.settings.endpoint,
             "publish": self.settings.publish,
+            "key": self.settings.keys.public if self.settings.keys else "",
             "members": [
                 {
                     "id": record.node_id,
                     "endpoint": record.endpoint,
+                    "key": record.key,
                     "state": self.membership.liveness(record.node_id).value,
                     "ownership": round(shares.get(record.node_id, 0.0), 4),
                 }

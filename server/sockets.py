@@ -9,6 +9,10 @@ from typing import Any
 import zmq
 
 from protocol.messages import MAX_FRAME_BYTES
+from server.keys import KeyPair
+
+ZAP_DOMAIN = b"shoplist"
+"""The ZAP domain of a node's sockets: its authenticator admits only member keys there."""
 
 FRONT_HWM = 64
 """Queued messages per client peer: a hostile client can hold at most this many frames in memory."""
@@ -39,6 +43,32 @@ def configure_publisher(socket: Any, *, hwm: int, subscription_hwm: int = FRONT_
     configure(socket, hwm=hwm)
     socket.setsockopt(zmq.RCVHWM, subscription_hwm)
     socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+    return socket
+
+
+def curve_server(socket: Any, keys: KeyPair | None, *, zap_domain: bytes = b"") -> Any:
+    """Make `socket` (to be bound) a CurveZMQ server with `keys`, and return it; None leaves it plain
+    text. A Curve server refuses plain-text peers and a plain one refuses Curve peers: the handshake
+    fails. With `zap_domain`, the context's ZAP handler decides which client keys get in."""
+    if keys is not None:
+        socket.setsockopt(zmq.CURVE_SERVER, 1)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, keys.secret.encode("ascii"))
+        if zap_domain:
+            socket.setsockopt(zmq.ZAP_DOMAIN, zap_domain)
+    return socket
+
+
+def curve_client(socket: Any, keys: KeyPair | None, server_key: str | None) -> Any:
+    """Make `socket` (before it connects) a CurveZMQ client that talks only to the holder of `server_key`,
+    as `keys`, and return it; with `keys` None it stays plain text. Raises ValueError when `keys` is
+    given but the server's key is not known (a Curve client must pin it)."""
+    if keys is None:
+        return socket
+    if not server_key:
+        raise ValueError("a Curve connection needs the server's public key")
+    socket.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode("ascii"))
+    socket.setsockopt(zmq.CURVE_PUBLICKEY, keys.public.encode("ascii"))
+    socket.setsockopt(zmq.CURVE_SECRETKEY, keys.secret.encode("ascii"))
     return socket
 
 

@@ -143,6 +143,7 @@ def pull(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> N
 
 def sync(arguments: argparse.Namespace, home: Home, say: Say) -> None:
     """Push every local change and pull every list once; fail if the cloud does not answer."""
+    from sync_service.keychain import client_keys
     from sync_service.cloud_link import CloudLink
     from sync_service.store import open_store
     from sync_service.syncer import Syncer
@@ -153,8 +154,10 @@ def sync(arguments: argparse.Namespace, home: Home, say: Say) -> None:
         status = syncer.status
         return status is not None and status.state in ("synced", "offline", "error")
 
+    keys = client_keys(home)
+
     async def run() -> Syncer:
-        link = CloudLink(endpoints)
+        link = CloudLink(endpoints, keys=keys)
         syncer = Syncer(lambda: open_store(home), link)
         try:
             await asyncio.wait_for(syncer.run(until=finished), arguments.timeout)
@@ -236,9 +239,11 @@ def _status_text(data: dict[str, Any]) -> str:
 
 
 def _proxies(home: Home, *, required: bool = True) -> ProxyChoice:
-    from sync_service.proxies import choose_proxies
+    from sync_service.proxies import choose_proxies, require_pinned_keys
 
     chosen = choose_proxies(home)
+    if required:
+        require_pinned_keys(chosen)
     if required and not chosen.endpoints:
         raise UsageError(
             "no cloud configured: set SHOPLIST_PROXIES, run `shoplist config proxies URL...`,"
@@ -250,9 +255,12 @@ def _proxies(home: Home, *, required: bool = True) -> ProxyChoice:
 def _with_cloud(home: Home, call: Callable[[Any], Awaitable[T]]) -> T:
     """Run one request through a fresh cloud client; raise CloudUnreachable or a ShoplistError."""
     from sync_service.client import CloudClient, CloudError, CloudUnavailable
+    from sync_service.keychain import client_keys
+
+    endpoints, keys = _proxies(home).endpoints, client_keys(home)
 
     async def run() -> T:
-        client = CloudClient(_proxies(home).endpoints)
+        client = CloudClient(endpoints, keys=keys)
         try:
             return await call(client)
         finally:

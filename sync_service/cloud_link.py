@@ -18,9 +18,13 @@ log = logging.getLogger("shoplist.sync")
 class CloudLink:
     """Implements the syncer's `CloudClient` protocol over `sync_service.client.CloudClient`."""
 
-    def __init__(self, proxies: Sequence[str], *, timeout: float = 2.5) -> None:
+    def __init__(
+        self, proxies: Sequence[str], *, timeout: float = 2.5, keys: tuple[str, str] | None = None
+    ) -> None:
         self._proxies = list(proxies)
         self._timeout = timeout
+        self._keys = keys
+        """The home's client key pair (public, secret), shared by every client of this link."""
         self._context = zmq.asyncio.Context()
         self._idle: list[CloudClient] = []
         self._subscribed: set[str] = set()
@@ -72,7 +76,7 @@ class CloudLink:
         self._context.destroy(linger=0)
 
     async def _watch(self, list_ids: list[str]) -> None:
-        subscriber = CloudClient(self._proxies, timeout=self._timeout, context=self._context)
+        subscriber = self._client()
         while True:
             try:
                 async for list_id, delta in subscriber.subscribe(list_ids):
@@ -92,4 +96,7 @@ class CloudLink:
     def _borrow(self) -> CloudClient:
         if self._idle:
             return self._idle.pop()
-        return CloudClient(self._proxies, timeout=self._timeout, context=self._context)
+        return self._client()
+
+    def _client(self) -> CloudClient:
+        return CloudClient(self._proxies, timeout=self._timeout, context=self._context, keys=self._keys)

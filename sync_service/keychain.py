@@ -182,8 +182,8 @@ def secrets_report(home: Home) -> SecretsReport:
     return SecretsReport(keychain.where(), keychain.is_fallback)
 
 
-def client_keys(home: Home, backend: Backend | None = None) -> tuple[bytes, bytes]:
-    """Return the home's CurveZMQ key pair (public, secret; z85, 40 bytes each), made once with
+def client_keys(home: Home, backend: Backend | None = None) -> tuple[str, str]:
+    """Return the home's CurveZMQ key pair (public, secret; z85 text, 40 characters each), made once with
     `zmq.curve_keypair()` and kept in the keychain. Raises KeychainError, also when a stored key is not
     a z85 key."""
 
@@ -200,7 +200,7 @@ def client_keys(home: Home, backend: Backend | None = None) -> tuple[bytes, byte
             raise KeychainError(
                 f"the {name} in {keychain.where()} is not a CurveZMQ key; remove it to make new ones"
             )
-    return public.encode("ascii"), secret.encode("ascii")
+    return public, secret
 
 
 # ----- which backend ------------------------------------------------------------------------------------

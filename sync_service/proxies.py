@@ -9,11 +9,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.endpoints import split_endpoint
 from protocol.local_cluster import local_cluster_file
 from sync_service.errors import UsageError
 from sync_service.home import Home
 
 PROXIES_ENV = "SHOPLIST_PROXIES"
+INSECURE_ENV = "SHOPLIST_INSECURE"
 ENDPOINT = re.compile(r"tcp://[A-Za-z0-9.\-\[\]:]+:\d{1,5}(\?key=[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40})?")
 
 
@@ -48,6 +50,20 @@ def choose_proxies(home: Home) -> ProxyChoice:
             parse_endpoints([str(entry) for entry in published["proxies"]]), "the local cluster"
         )
     return ProxyChoice((), "nothing configured")
+
+
+def require_pinned_keys(choice: ProxyChoice) -> None:
+    """Raise UsageError when an endpoint carries no `?key=` (its proxy could not be authenticated),
+    unless $SHOPLIST_INSECURE=1 allows plain text."""
+    if os.environ.get(INSECURE_ENV) == "1":
+        return
+    for endpoint in choice.endpoints:
+        if split_endpoint(endpoint)[1] is None:
+            raise UsageError(
+                f"the proxy {endpoint} (from {choice.source}) carries no ?key=<its public key>, so it cannot"
+                " be authenticated: use the endpoint exactly as the cluster printed it, e.g."
+                f" {endpoint}?key=..., or set {INSECURE_ENV}=1 for a plain-text cluster"
+            )
 
 
 def save_proxies(home: Home, endpoints: tuple[str, ...]) -> None:

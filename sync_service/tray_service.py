@@ -15,7 +15,7 @@ from typing import Any
 from sync_service.change_summary import Notification
 from sync_service.errors import ShoplistError
 from sync_service.home import Home, resolve_home
-from sync_service.proxies import choose_proxies
+from sync_service.proxies import choose_proxies, require_pinned_keys
 from sync_service.store import Store, SyncStatus, open_store
 
 log = logging.getLogger("shoplist.sync")
@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "no cloud to sync with: set SHOPLIST_PROXIES, run `shoplist config proxies URL...`,"
                 " or start a local one with `shoplist-server cluster`"
             )
+        require_pinned_keys(proxies)
     except ShoplistError as error:
         print(f"shoplist-sync: {error}", file=sys.stderr)
         return error.exit_code
@@ -88,10 +89,11 @@ def _claim(home: Home) -> Store:
 
 
 def _make_syncer(home: Home, endpoints: Sequence[str], **callbacks: Any) -> tuple[Any, Any]:
+    from sync_service.keychain import client_keys
     from sync_service.cloud_link import CloudLink
     from sync_service.syncer import Syncer
 
-    link = CloudLink(endpoints)
+    link = CloudLink(endpoints, keys=client_keys(home))
     return Syncer(lambda: open_store(home), link, **callbacks), link
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import psutil
 
+from protocol.endpoints import address_of
+
 
 @dataclass
 class RunningCluster:
@@ -33,7 +35,7 @@ class RunningCluster:
             command = child.cmdline()
             if "proxy" in command and "--bind" in command:
                 by_port[command[command.index("--bind") + 1]] = child.pid
-        return [by_port[endpoint] for endpoint in self.proxies]
+        return [by_port[address_of(endpoint)] for endpoint in self.proxies]
 
 
 @contextmanager

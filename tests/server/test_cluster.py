@@ -24,6 +24,7 @@ import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
 from crdt import ShoppingList
+from protocol.endpoints import address_of, split_endpoint, with_key
 from protocol.messages import (
     MAX_BODY_BYTES,
     MAX_FRAME_BYTES,
@@ -38,7 +39,11 @@ from server import sockets
 from server.capability import storage_id
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
+from server.keys import KeyPair, generate, load_secret, write_key_pair, write_members
+from server.sockets import curve_client
 from sync_service.client import CloudClient
+from sync_service.proxies import parse_endpoints
+from tests.server.handshake import REFUSED, handshake
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,6 +54,15 @@ class Cluster:
     proxies: list[str]
     nodes: list[dict[str, Any]]
     data: Path
+
+    @property
+    def admin(self) -> KeyPair:
+        """The member key the cluster made for its tools: nodes admit it."""
+        return load_secret(self.data / "keys" / "admin.key_secret")
+
+    def node(self, index: int) -> str:
+        """Return node `index`'s request endpoint with its pinned key."""
+        return with_key(self.nodes[index]["endpoint"], self.nodes[index]["key"])
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +100,21 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
         await asyncio.sleep(0.05)
 
 
+ADMIN: list[KeyPair] = []
+
+
+def _admin_request(endpoint: str, kind: Kind, timeout: float, body: bytes = b"", **fields: Any) -> Any:
+    return request(endpoint, kind, timeout, body, identity=ADMIN[0], **fields)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _admin_key(cluster: Cluster) -> None:
+    ADMIN[:] = [cluster.admin]
+
+
 def _fetch(endpoint: str, list_id: str) -> ShoppingList | None:
     """Return the node's own copy of the list clients call `list_id`."""
-    answer = request(endpoint, Kind.FETCH, 2.0, list=storage_id(list_id))
+    answer = _admin_request(endpoint, Kind.FETCH, 2.0, list=storage_id(list_id))
     return ShoppingList.from_bytes(answer.body) if answer is not None and answer.kind is Kind.STATE else None
 
 
@@ -104,9 +130,57 @@ def test_the_ready_line_names_every_proxy_and_node(cluster: Cluster) -> None:
     assert all(psutil.pid_exists(node["pid"]) for node in cluster.nodes)
 
 
+def test_the_ready_line_pins_each_proxy_key_in_a_form_clients_take(cluster: Cluster) -> None:
+    assert parse_endpoints(cluster.proxies) == tuple(cluster.proxies)
+    for endpoint in cluster.proxies:
+        answer = request(endpoint, Kind.STATUS, 10.0)
+        assert answer is not None and answer.fields["info"]["key"] == split_endpoint(endpoint)[1]
+
+
+def test_a_node_with_an_unknown_key_cannot_join_the_ring(cluster: Cluster, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    intruder, _, _ = write_key_pair(keys, "n9")
+    known = {node["id"]: node["key"] for node in cluster.nodes} | {"admin": cluster.admin.public}
+    write_members(keys / "members", known)  # it would let the ring in; the ring does not know it
+    endpoint, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
+    seeds = [cluster.node(index) for index in range(3)]
+    process = subprocess.Popen(
+        node_command("n9", endpoint, publish, tmp_path / "n9", seeds, "INFO", keys),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "n9.log").open("wb"),
+    )
+    try:
+        refusal = f"refused a connection from an unknown key {intruder.public}"
+
+        def refused_by(node_id: str) -> bool:
+            lines = (cluster.data / "cluster.log").read_text(errors="replace").splitlines()
+            return any(f"node/{node_id} " in line and refusal in line for line in lines)
+
+        deadline = time.monotonic() + 120
+        while not all(refused_by(node["id"]) for node in cluster.nodes):  # its gossip reached each one
+            assert process.poll() is None and time.monotonic() < deadline, "no node refused the intruder"
+            time.sleep(0.2)
+        assert handshake(cluster.node(0), intruder) in REFUSED  # its requests get nothing
+        for index in range(3):
+            info = gather_status(cluster.node(index), 5.0, cluster.admin) or {}
+            assert [member["id"] for member in info["members"]] == ["n1", "n2", "n3"]
+        own = gather_status(with_key(endpoint, intruder.public), 5.0, cluster.admin) or {}
+        assert [member["id"] for member in own["members"]] == ["n9"]  # and it learnt nothing
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+def test_a_node_refuses_a_plain_text_peer_and_a_client_key_that_is_not_a_member(cluster: Cluster) -> None:
+    assert handshake(cluster.node(0), None) in REFUSED
+    assert handshake(cluster.node(0), generate()) in REFUSED
+    assert handshake(cluster.node(0), cluster.admin) is zmq.Event.HANDSHAKE_SUCCEEDED
+
+
 def test_status_json_shows_every_member_alive_with_a_fair_share(cluster: Cluster) -> None:
     output = subprocess.run(
         [sys.executable, "-m", "server.cli", "status", "--endpoint", cluster.proxies[0], "--json"],
+        env={**os.environ, "SHOPLIST_SERVER_KEY": str(cluster.data / "keys" / "admin.key_secret")},
         capture_output=True,
         check=True,
         timeout=60,
@@ -202,9 +276,11 @@ ONLY_FOR = {
 
 
 def _dealer(endpoint: str) -> Any:
+    address, server_key = split_endpoint(endpoint)
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(endpoint)
+    curve_client(socket, ADMIN[0], server_key)
+    socket.connect(address)
     return socket
 
 
@@ -221,7 +297,7 @@ def _answers_ping(endpoint: str) -> bool:
 def test_malformed_and_oversized_messages_get_error_replies_and_the_process_stays_up(
     cluster: Cluster, target: str
 ) -> None:
-    endpoint = cluster.proxies[0] if target == "proxy" else cluster.nodes[0]["endpoint"]
+    endpoint = cluster.proxies[0] if target == "proxy" else cluster.node(0)
     socket = _dealer(endpoint)
     try:
         for frames, code, request_id in BAD_INPUTS + ONLY_FOR[target]:
@@ -241,7 +317,7 @@ def test_malformed_and_oversized_messages_get_error_replies_and_the_process_stay
 def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
     cluster: Cluster, target: str
 ) -> None:
-    endpoint = cluster.proxies[0] if target == "proxy" else cluster.nodes[0]["endpoint"]
+    endpoint = cluster.proxies[0] if target == "proxy" else cluster.node(0)
     hostile = _dealer(endpoint)
     hung_up = hostile.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
@@ -258,11 +334,11 @@ def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
 
 
 def test_read_repair_fixes_a_replica_that_missed_a_write(cluster: Cluster) -> None:
-    lone = cluster.nodes[0]["endpoint"]
+    lone = cluster.node(0)
     delta = ShoppingList("alice").add_item("Butter", 3)
-    stored = request(lone, Kind.REPLICATE, 5.0, body=delta.to_bytes(), list=storage_id("repair-me"))
+    stored = _admin_request(lone, Kind.REPLICATE, 5.0, body=delta.to_bytes(), list=storage_id("repair-me"))
     assert stored is not None and stored.kind is Kind.OK
-    others = [node["endpoint"] for node in cluster.nodes[1:]]
+    others = [cluster.node(index) for index in (1, 2)]
     assert all("Butter" not in (_fetch(endpoint, "repair-me") or ShoppingList("x")) for endpoint in others)
 
     async def scenario() -> None:
@@ -286,7 +362,7 @@ def _hints_for(cluster: Cluster, node_id: str) -> int:
     for node in cluster.nodes:
         if node["id"] == node_id:
             continue
-        info = gather_status(node["endpoint"], 2.0) or {}
+        info = gather_status(with_key(node["endpoint"], node["key"]), 2.0, cluster.admin) or {}
         total += int(info.get("hints", {}).get(node_id, 0))
     return total
 
@@ -320,11 +396,17 @@ def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restart
 
     asyncio.run(before_restart())
     assert _hints_for(cluster, victim["id"]) > 0
-    others = [node["endpoint"] for node in cluster.nodes if node is not victim]
-    seeds = [node["endpoint"] for node in cluster.nodes]
+    others = [cluster.node(index) for index in (0, 1)]
+    seeds = [cluster.node(index) for index in range(3)]
     restarted = subprocess.Popen(
         node_command(
-            victim["id"], victim["endpoint"], victim["publish"], cluster.data / victim["id"], seeds, "INFO"
+            victim["id"],
+            victim["endpoint"],
+            victim["publish"],
+            cluster.data / victim["id"],
+            seeds,
+            "INFO",
+            cluster.data / "keys",
         ),
         stdout=subprocess.DEVNULL,
         stderr=(cluster.data / "restarted.log").open("wb"),
@@ -336,10 +418,10 @@ def test_a_killed_node_is_written_around_and_gets_its_hints_back_when_it_restart
                 return _hints_for(cluster, victim["id"]) == 0
 
             await eventually(handed_back, within=60)
-            state = _fetch(victim["endpoint"], "handoff")
+            state = _fetch(cluster.node(2), "handoff")
             assert state is not None
             assert set(written) <= set(state.items())
-            coordinated = request(victim["endpoint"], Kind.READ, 10.0, list=storage_id("handoff"))
+            coordinated = _admin_request(cluster.node(2), Kind.READ, 10.0, list=storage_id("handoff"))
             assert coordinated is not None and coordinated.kind is Kind.STATE
             assert set(ShoppingList.from_bytes(coordinated.body).items()) == set(written)
             client = CloudClient(cluster.proxies)
@@ -360,7 +442,7 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         for process in psutil.process_iter(["cmdline"])
         if process.info["cmdline"]
         and "proxy" in process.info["cmdline"]
-        and doomed in process.info["cmdline"]
+        and address_of(doomed) in process.info["cmdline"]
     ]
 
     async def scenario() -> None:
@@ -370,7 +452,7 @@ def test_a_killed_proxy_leaves_clients_working_through_the_other(cluster: Cluste
         os.kill(pid, signal.SIGKILL)
         for number in range(20):
             await client.write("failover", shopping.add_item(f"spice {number}"))
-        assert client.proxy == cluster.proxies[1]
+        assert client.proxy == address_of(cluster.proxies[1])
         assert len(await client.read("failover")) == 21
         client.close()
 

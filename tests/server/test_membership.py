@@ -123,3 +123,22 @@ def test_a_record_without_the_leaving_field_still_decodes() -> None:
     assert not MemberRecord.from_wire(["n1", "tcp://a:1", "tcp://a:2", 1, 0]).leaving
     with pytest.raises(ValueError):
         MemberRecord.from_wire(["n1", "tcp://a:1", "tcp://a:2", 1, 0, "yes"])
+
+
+KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+
+def test_a_member_key_travels_in_gossip_and_is_found_by_either_endpoint() -> None:
+    record = MemberRecord("n2", "tcp://b:1", "tcp://b:2", 1, key=KEY)
+    assert record.to_wire() == ["n2", "tcp://b:1", "tcp://b:2", 1, 0, False, KEY]
+    assert MemberRecord.from_wire(record.to_wire()) == record
+    view = Membership(MemberRecord("n1", "tcp://a:1", "tcp://a:2", 1), 0.0)
+    view.on_gossip(0.1, {"n2": record})
+    assert view.key_at("tcp://b:1") == view.key_at("tcp://b:2") == KEY
+    assert view.key_at("tcp://a:1") is None  # a plain-text member announces no key
+    assert view.member_keys() == frozenset({KEY})
+
+
+def test_a_record_with_a_bad_key_is_the_senders_fault() -> None:
+    with pytest.raises(ValueError, match="Z85"):
+        MemberRecord.from_wire(["n1", "tcp://a:1", "tcp://a:2", 1, 0, False, "not a key"])

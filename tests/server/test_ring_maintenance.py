@@ -111,7 +111,7 @@ def test_a_join_and_a_leave_under_load_lose_no_acknowledged_write(tmp_path: Path
         status = cluster.node_status(newcomer)
         assert status is not None and status["handoff"]["lists_held"] > 0
         leaver = cluster.nodes["n1"]
-        answer = request(leaver.endpoint, Kind.LEAVE, 3.0)
+        answer = request(leaver.endpoint, Kind.LEAVE, 3.0)  # as the admin key: the harness set it
         assert answer is not None and answer.kind is Kind.OK
         leaver.leaving = True
         cluster.kill(leaver.process)  # interrupted mid-handoff ...

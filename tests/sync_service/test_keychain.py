@@ -274,7 +274,7 @@ def test_the_client_key_pair_is_made_once_and_kept(home: Home) -> None:
 
     public, secret = client_keys(home)
     assert len(public) == len(secret) == 40
-    assert zmq.curve_public(secret) == public
+    assert zmq.curve_public(secret.encode()) == public.encode()
     assert client_keys(home) == (public, secret)
 
 
@@ -282,7 +282,7 @@ def test_the_client_key_pair_lives_in_the_keyring_when_there_is_one(
     home: Home, system_keyring: MemoryKeyring
 ) -> None:
     public, _ = client_keys(home)
-    assert system_keyring.passwords[(service_name(str(home.path)), CLIENT_PUBLIC_KEY)] == public.decode()
+    assert system_keyring.passwords[(service_name(str(home.path)), CLIENT_PUBLIC_KEY)] == public
 
 
 def test_a_garbage_client_key_is_a_clear_error(home: Home) -> None:

@@ -19,6 +19,9 @@ from tests.sync_service.homes import HomeUnderTest, eventually, shared_list
 
 pytestmark = pytest.mark.timeout(300)
 
+NO_CLOUD = "tcp://127.0.0.1:9?key=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+"""A proxy endpoint (with a pinned key) where nothing listens: the cloud is unreachable."""
+
 
 def cloud_items(proxies: list[str], list_id: str) -> dict[str, tuple[int, int]]:
     async def read() -> ShoppingList:
@@ -86,7 +89,7 @@ def test_sync_with_the_cloud_unreachable_fails_clearly_and_keeps_local_data(
     make_home: Callable[[str], HomeUnderTest],
 ) -> None:
     home = make_home("offline")
-    home.proxies = ["tcp://127.0.0.1:9"]
+    home.proxies = [NO_CLOUD]
     home.shoplist("new", "Groceries")
     home.shoplist("add", "Groceries", "Eggs", "--needed", "6")
     result = home.shoplist("sync", "--timeout", "60")

@@ -18,6 +18,9 @@ loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("PySide6"
 print(",".join(loaded))
 """
 
+NO_CLOUD = "tcp://127.0.0.1:9?key=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+"""A proxy endpoint (with a pinned key) where nothing listens: the cloud is unreachable."""
+
 
 def test_the_headless_service_never_imports_qt() -> None:
     completed = subprocess.run(
@@ -29,7 +32,7 @@ def test_the_headless_service_never_imports_qt() -> None:
 def test_a_second_service_for_one_home_is_refused_until_the_first_dies(
     database_factory: Callable[[], str], tmp_path: Path, services: list[subprocess.Popen[bytes]]
 ) -> None:
-    home = HomeUnderTest(tmp_path / "home", database_factory(), ["tcp://127.0.0.1:9"])  # no cloud: offline
+    home = HomeUnderTest(tmp_path / "home", database_factory(), [NO_CLOUD])  # no cloud: offline
     with home.store() as store:
         services.append(home.start_sync_service())
         eventually(store.sync_service_running, "the first service claiming the home")
@@ -52,7 +55,7 @@ def test_a_second_service_for_one_home_is_refused_until_the_first_dies(
 def test_with_qt_but_no_system_tray_the_service_says_so_once_and_keeps_syncing_and_says_where_secrets_are(
     database_factory: Callable[[], str], tmp_path: Path, services: list[subprocess.Popen[bytes]]
 ) -> None:
-    home = HomeUnderTest(tmp_path / "home", database_factory(), ["tcp://127.0.0.1:9"])
+    home = HomeUnderTest(tmp_path / "home", database_factory(), [NO_CLOUD])
     environment = {**home.environment(), "QT_QPA_PLATFORM": "offscreen"}  # Qt runs; no tray exists
     with home.store() as store:
         store.create("Groceries")

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from protocol.endpoints import with_key
 from server.cli import gather_status
-from server.cluster import free_ports, node_command
+from server.cluster import cluster_keys, free_ports, node_command
+from server.keys import load_secret
 from server.sim.cluster import ClusterSettings, SimCluster
 
 pytestmark = pytest.mark.timeout(600)
@@ -38,15 +40,16 @@ def real_cluster(tmp_path: Path) -> Iterator[tuple[list[dict[str, Any]], Path]]:
     log.close()
 
 
-def _real_view(endpoint: str) -> View:
-    info = gather_status(endpoint, 2.0) or {}
+def _real_view(node: dict[str, Any], data: Path) -> View:
+    admin = load_secret(data / "keys" / "admin.key_secret")
+    info = gather_status(with_key(node["endpoint"], node["key"]), 2.0, admin) or {}
     return {m["id"]: (m["state"], m["ownership"]) for m in info.get("members", [])}
 
 
-def _wait_for(nodes: list[dict[str, Any]], done: Any, within: float = 90.0) -> dict[str, View]:
+def _wait_for(nodes: list[dict[str, Any]], data: Path, done: Any, within: float = 90.0) -> dict[str, View]:
     deadline = time.monotonic() + within
     while True:
-        views = {node["id"]: _real_view(node["endpoint"]) for node in nodes}
+        views = {node["id"]: _real_view(node, data) for node in nodes}
         if done(views) or time.monotonic() > deadline:
             return views
         time.sleep(0.5)
@@ -76,22 +79,24 @@ def test_the_simulator_and_real_processes_agree_on_a_join_and_a_crash(
 ) -> None:
     nodes, data = real_cluster
     endpoint, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
-    seeds = [node["endpoint"] for node in nodes]
+    seeds = [with_key(node["endpoint"], node["key"]) for node in nodes]
+    # The admin adds the newcomer's key to the members file; the running nodes read it again.
+    key = cluster_keys(data / "keys", ["n1", "n2", "n3", "n4", "p1", "n5"])["n5"].public
     joiner = subprocess.Popen(
-        node_command("n5", endpoint, publish, data / "n5", seeds, "INFO"),
+        node_command("n5", endpoint, publish, data / "n5", seeds, "INFO", data / "keys"),
         stdout=subprocess.DEVNULL,
         stderr=(data / "n5.log").open("wb"),
     )
-    everyone = [*nodes, {"id": "n5", "endpoint": endpoint, "pid": joiner.pid}]
+    everyone = [*nodes, {"id": "n5", "endpoint": endpoint, "pid": joiner.pid, "key": key}]
     try:
-        joined = _wait_for(everyone, lambda views: all(len(view) == 5 for view in views.values()))
+        joined = _wait_for(everyone, data, lambda views: all(len(view) == 5 for view in views.values()))
         assert all(len(view) == 5 for view in joined.values()), joined
         victim = next(node for node in nodes if node["id"] == "n2")
         os.kill(victim["pid"], signal.SIGKILL)
         survivors = [node for node in everyone if node is not victim]
         simulated = _simulated_views()
         assert all(view["n2"][0] == "dead" and len(view) == 5 for view in simulated.values())
-        real = _wait_for(survivors, lambda views: views == simulated)
+        real = _wait_for(survivors, data, lambda views: views == simulated)
         assert real == simulated
     finally:
         joiner.send_signal(signal.SIGTERM)
