@@ -20,9 +20,10 @@ PEER_HWM = 1000
 """Queued messages per node peer: nodes are trusted, and need room for bursts of replication."""
 
 
-MAX_SUBSCRIPTION_BYTES = 256
+MAX_SUBSCRIPTION_BYTES = 1024
 """Inbound frame limit on PUB and XPUB sockets: their peers only send subscriptions (a flag byte and a
-topic of at most 129 bytes), and libzmq keeps every subscription a connection sends until it leaves."""
+topic of at most 129 bytes), and libzmq keeps every subscription a connection sends until it leaves. The
+limit also applies to the CurveZMQ handshake's commands (INITIATE is about 300 bytes), hence 1 KiB."""
 
 
 def configure(socket: Any, *, hwm: int = FRONT_HWM, immediate: bool = False) -> Any:

@@ -519,10 +519,22 @@ def test_a_client_without_the_code_cannot_change_the_list(cluster: Cluster) -> N
         assert "Graffiti" not in (_fetch(node["endpoint"], list_id) or ShoppingList("x"))
 
 
-def _subscriber(publish: str, topics: list[bytes]) -> Any:
-    socket = zmq.Context.instance().socket(zmq.SUB)
+def _publish_endpoint(proxy: str) -> str:
+    """Return where `proxy` publishes, with the key it serves with there (its request key)."""
+    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
+    return with_key(address_of(publish), split_endpoint(proxy)[1] or "")
+
+
+def _curve_socket(kind: int, endpoint: str) -> Any:
+    """Return a raw socket of `kind` set up to dial `endpoint` over Curve as a fresh client key."""
+    socket = zmq.Context.instance().socket(kind)
     socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(publish)
+    return curve_client(socket, generate(), split_endpoint(endpoint)[1])
+
+
+def _subscriber(publish: str, topics: list[bytes]) -> Any:
+    socket = _curve_socket(zmq.SUB, publish)
+    socket.connect(address_of(publish))
     for subscription in topics:
         socket.setsockopt(zmq.SUBSCRIBE, subscription)
     return socket
@@ -557,7 +569,7 @@ def _warm_up(proxy: str, canary: str, sockets_: list[Any]) -> None:
 
 def test_a_subscriber_without_the_code_receives_nothing_of_the_list(cluster: Cluster) -> None:
     proxy = cluster.proxies[-1]
-    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
+    publish = _publish_endpoint(proxy)
     secret, canary = secrets.token_hex(16), secrets.token_hex(16)
     followed_before = _subscriptions(proxy)
     member = _subscriber(publish, [topic(secret), topic(canary)])
@@ -591,12 +603,14 @@ def test_a_subscriber_without_the_code_receives_nothing_of_the_list(cluster: Clu
 
 def test_a_subscription_over_the_publishers_frame_limit_drops_only_that_connection(cluster: Cluster) -> None:
     proxy = cluster.proxies[-1]
-    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
-    hostile = zmq.Context.instance().socket(zmq.SUB)
-    hostile.setsockopt(zmq.LINGER, 0)
-    hung_up = hostile.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    publish = _publish_endpoint(proxy)
+    hostile = _curve_socket(zmq.SUB, publish)
+    hung_up = hostile.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
     try:
-        hostile.connect(publish)
+        hostile.connect(address_of(publish))
+        assert (
+            hung_up.poll(60_000) and recv_monitor_message(hung_up)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+        )
         hostile.setsockopt(zmq.SUBSCRIBE, b"x" * (sockets.MAX_SUBSCRIPTION_BYTES + 1))
         assert hung_up.poll(60_000), "the proxy should drop a subscriber that sends an oversized frame"
         assert recv_monitor_message(hung_up)["event"] == zmq.EVENT_DISCONNECTED
@@ -615,7 +629,7 @@ def test_the_proxy_follows_the_whole_topics_its_subscribers_hold_until_the_last_
     cluster: Cluster,
 ) -> None:
     proxy = cluster.proxies[-1]
-    publish = str(request(proxy, Kind.PING, 5.0).fields["publish"])  # type: ignore[union-attr]
+    publish = _publish_endpoint(proxy)
     a, b, c = (secrets.token_hex(16) for _ in range(3))
     base = _subscriptions(proxy)
 
