@@ -15,6 +15,8 @@ Probe rules, per round of `interval` seconds:
   every PING and ACK carries the sender's table digest and a few recent rumours; a digest that still
   differs after the rumours are applied starts a SYNC (the whole table, both ways) at most once per
   `sync_rounds` rounds
+A process that is not a member (a proxy) keeps the table with `Watcher`: a digest-only SYNC to
+`probes_per_round` members each round, answered with the whole table only when the digests differ.
 """
 
 from __future__ import annotations
