@@ -16,7 +16,8 @@ Probe rules, per round of `interval` seconds:
   differs after the rumours are applied starts a SYNC (the whole table, both ways) at most once per
   `sync_rounds` rounds
 A process that is not a member (a proxy) keeps the table with `Watcher`: a digest-only SYNC to
-`probes_per_round` members each round, answered with the whole table only when the digests differ.
+`probes_per_round` members each round, answered with the whole table when the digests differ and with
+the digest alone when they agree (the answer also tells the watcher that member is alive).
 """
 
 from __future__ import annotations
@@ -432,6 +433,8 @@ class Gossip:
         self._learn(now, sync.rumours, bulk=True)
         if sync.answer and self.digest != sync.digest:
             return [Outgoing(sender, self._sync_message(answer=False))]
+        if sync.answer and not sync.rumours:  # a watcher's digest-only ask: "same table", and alive
+            return [Outgoing(sender, Sync((), self.digest, answer=False))]
         return []
 
 
@@ -486,7 +489,8 @@ class Watcher:
         return self._next_round
 
     def on_message(self, now: float, sender: str, message: GossipMessage) -> list[Outgoing]:
-        """Take a member's table (a SYNC); a watcher ignores every other gossip message."""
+        """Take a member's answer to a SYNC (its table, or only its digest when the tables agree: either
+        way the member is alive); a watcher ignores every other gossip message."""
         if isinstance(message, Sync):
             winners = []
             for rumour in message.rumours:
@@ -499,6 +503,8 @@ class Watcher:
                     self.digest ^= rumour.fingerprint
                     winners.append(rumour)
             apply_rumours(self.membership, now, winners)
+            if sender in self.rumours:
+                self.membership.observe(sender, Evidence.REPLY, now)
         return []
 
     def claim(self, node_id: str) -> Claim | None:

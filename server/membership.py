@@ -67,19 +67,13 @@ class MemberRecord:
         return [self.node_id, self.endpoint, self.publish, self.incarnation, self.leaving, self.key]
 
 
-@dataclass
-class _Watch:
-    liveness: Liveness
-    last_progress: float
-
-
 class Membership:
     """One process's view of the cluster. Nodes own a record (`me`); proxies watch without one."""
 
     def __init__(self, me: MemberRecord | None, now: float) -> None:
         self.me = me
         self.table: dict[str, MemberRecord] = {me.node_id: me} if me else {}
-        self._watches: dict[str, _Watch] = {me.node_id: _Watch(Liveness.ALIVE, now)} if me else {}
+        self._liveness: dict[str, Liveness] = {me.node_id: Liveness.ALIVE} if me else {}
 
     def on_gossip(self, now: float, records: dict[str, MemberRecord]) -> None:
         """Store records that gossip found newer than ours (never one about this process: only it
@@ -114,15 +108,11 @@ class Membership:
 
     def observe(self, node_id: str, evidence: Evidence, now: float) -> None:
         """Record evidence about `node_id` (a reply came back, a send found no peer, gossip's claim)."""
-        watch = self._watches.setdefault(node_id, _Watch(Liveness.DEAD, now))
-        watch.liveness = next_liveness(watch.liveness, evidence)
-        if evidence in (Evidence.HEARTBEAT, Evidence.REPLY):
-            watch.last_progress = now
+        self._liveness[node_id] = next_liveness(self._liveness.get(node_id, Liveness.DEAD), evidence)
 
     def liveness(self, node_id: str) -> Liveness:
         """Return what this process believes about `node_id` (unknown members count as dead)."""
-        watch = self._watches.get(node_id)
-        return watch.liveness if watch else Liveness.DEAD
+        return self._liveness.get(node_id, Liveness.DEAD)
 
     def is_up(self, node_id: str) -> bool:
         """Return whether `node_id` should be sent requests now."""
