@@ -16,7 +16,7 @@ Probe rules, per round of `interval` seconds:
   differs after the rumours are applied starts a SYNC (the whole table, both ways) at most once per
   `sync_rounds` rounds
 A process that is not a member (a proxy) keeps the table with `Watcher`: a digest-only SYNC to
-`probes_per_round` members each round, answered with the whole table when the digests differ and with
+`watcher_asks` members each round, answered with the whole table when the digests differ and with
 the digest alone when they agree (the answer also tells the watcher that member is alive).
 """
 
@@ -160,6 +160,9 @@ class GossipSettings:
     retransmit_factor: int = 3
     news_per_message: int = 32
     sync_rounds: int = 5
+    watcher_asks: int = 8
+    """Members a `Watcher` asks per round: every member of a small ring (a join or a death is seen one
+    round trip after any member knows it), a constant few of a large one."""
 
 
 @dataclass
@@ -447,7 +450,7 @@ def apply_rumours(membership: Membership, now: float, rumours: Iterable[Rumour])
 
 
 class Watcher:
-    """The gossip of a process that is not a member (a proxy): each round it sends `probes_per_round`
+    """The gossip of a process that is not a member (a proxy): each round it sends `watcher_asks`
     members a SYNC holding only its table's digest; a member whose table differs answers with the whole
     table (the same anti-entropy members run among themselves), so a quiet watch costs O(1) per round.
     Liveness comes from the members' claims: a watcher never suspects anyone itself."""
@@ -476,7 +479,7 @@ class Watcher:
         self._next_round = now + self.settings.interval
         ask = Sync((), self.digest, answer=True)
         targets: list[str] = []
-        for _ in range(self.settings.probes_per_round):
+        for _ in range(self.settings.watcher_asks):
             target = self._next_target()
             if target is not None and target not in targets:
                 targets.append(target)

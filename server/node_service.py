@@ -112,6 +112,7 @@ class NodeService:
         self._scrub_after = ""
         self._leave_wanted = False
         self._rerouting: set[str] = set()
+        self._members_connected = 1
 
     async def prepare(self) -> None:
         """Load the digest tree from the stored lists and resume a leave or join cut short by a crash."""
@@ -159,6 +160,8 @@ class NodeService:
             self.settings.publish,
         )
         self._stop = stop
+        for seed in self.gossip.seeds:  # connect now: a DEALER drops what is sent before it is connected
+            self.links.ensure(seed)
         loops = [
             self._serve(),
             self._tick_loop(),
@@ -344,6 +347,10 @@ class NodeService:
                 self.links.send(record.endpoint, message)
             elif outgoing.to in self.settings.seeds:
                 self.links.send(outgoing.to, message)
+        if len(self.membership.table) != self._members_connected:  # the table only grows
+            for record in self.membership.peers():
+                self.links.ensure(record.endpoint)  # connected before the first probe, not by it
+            self._members_connected = len(self.membership.table)
         self._rebuild_ring()
 
     def _rebuild_ring(self) -> None:

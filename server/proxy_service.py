@@ -77,6 +77,8 @@ class ProxyService:
         """Serve until `stop` is set."""
         self.front.bind(self.settings.endpoint)
         self.publisher.bind(self.settings.publish)
+        for seed in self.settings.seeds:  # connect now: a DEALER drops what is sent before it is connected
+            self.links.ensure(seed)
         log.info(
             "proxy %s serving endpoint=%s publish=%s",
             self.settings.proxy_id,
@@ -152,9 +154,11 @@ class ProxyService:
             self._apply(self.core.on_node_lost(time.monotonic(), node))
 
     def _learn(self) -> None:
-        """Subscribe to every member's changes and rebuild the ring when the members changed."""
+        """Connect to every member (a dropped connection is then news at once, even from a node no
+        request went to yet), subscribe to its changes, and rebuild the ring when the members changed."""
         members = self.membership.ring_members()
         for record in self.membership.peers():
+            self.links.ensure(record.endpoint)
             if record.publish not in self._subscribed:
                 self.changes.connect(record.publish)
                 self._subscribed.add(record.publish)
