@@ -143,8 +143,8 @@ def pull(arguments: argparse.Namespace, store: Store, home: Home, say: Say) -> N
 
 def sync(arguments: argparse.Namespace, home: Home, say: Say) -> None:
     """Push every local change and pull every list once; fail if the cloud does not answer."""
-    from sync_service.keychain import client_keys
     from sync_service.cloud_link import CloudLink
+    from sync_service.keychain import client_keys
     from sync_service.store import open_store
     from sync_service.syncer import Syncer
 

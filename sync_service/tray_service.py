@@ -89,8 +89,8 @@ def _claim(home: Home) -> Store:
 
 
 def _make_syncer(home: Home, endpoints: Sequence[str], **callbacks: Any) -> tuple[Any, Any]:
-    from sync_service.keychain import client_keys
     from sync_service.cloud_link import CloudLink
+    from sync_service.keychain import client_keys
     from sync_service.syncer import Syncer
 
     link = CloudLink(endpoints, keys=client_keys(home))

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 
-from protocol.endpoints import is_key
 from sync_service.client import CloudClient, InsecureEndpointError
-from sync_service.errors import EnvironmentProblem, UsageError
-from sync_service.home import Home
+from sync_service.errors import UsageError
 from sync_service.proxies import ProxyChoice, require_pinned_keys
 
 KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
