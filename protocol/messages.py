@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -26,7 +27,10 @@ class Kind(StrEnum):
     READ = "read"  # client/proxy -> node: reply STATE with the merged list
     REPLICATE = "replicate"  # node -> node: store the body durably (as a hint for `hint_for` if set)
     FETCH = "fetch"  # node -> node: reply STATE with this replica's copy
-    GOSSIP = "gossip"  # node/proxy -> node: `members` table; reply GOSSIP with the receiver's table
+    GOSSIP_PING = "gossip_ping"  # node -> node: are you alive? (digest, news); answered by GOSSIP_ACK
+    GOSSIP_ACK = "gossip_ack"  # node -> node: `about` is alive (digest, news)
+    GOSSIP_PING_REQ = "gossip_ping_req"  # node -> node: ping `target` for me and relay its ack
+    GOSSIP_SYNC = "gossip_sync"  # node/proxy -> node: a member table (or only its digest)
     STATUS = "status"  # anyone -> node/proxy: reply STATUS_REPLY with `info`
     PING = "ping"  # anyone -> node/proxy: reply PONG
     DIGEST = "digest"  # node -> node: `nodes` of a digest tree; reply DIGEST_REPLY (anti-entropy)
@@ -60,16 +64,20 @@ REQUESTS = frozenset(
         Kind.READ,
         Kind.REPLICATE,
         Kind.FETCH,
-        Kind.GOSSIP,
         Kind.STATUS,
         Kind.PING,
         Kind.DIGEST,
         Kind.LEAVE,
     }
 )
-REPLIES = frozenset(
-    {Kind.OK, Kind.STATE, Kind.STATUS_REPLY, Kind.PONG, Kind.ERROR, Kind.GOSSIP, Kind.DIGEST_REPLY}
-)
+REPLIES = frozenset({Kind.OK, Kind.STATE, Kind.STATUS_REPLY, Kind.PONG, Kind.ERROR, Kind.DIGEST_REPLY})
+GOSSIP = frozenset({Kind.GOSSIP_PING, Kind.GOSSIP_ACK, Kind.GOSSIP_PING_REQ, Kind.GOSSIP_SYNC})
+"""One-way messages of the SWIM gossip (server/gossip.py): none expects a reply on its connection."""
+MAX_NEWS = 64
+MAX_MEMBERS = 1000
+MAX_MEMBER_TEXT = 200
+KEY_PATTERN = re.compile(r"[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
+"""A CurveZMQ public key in Z85: 40 characters of the Z85 alphabet."""
 _NEEDS_LIST = frozenset({Kind.WRITE, Kind.READ, Kind.REPLICATE, Kind.FETCH, Kind.CHANGE})
 _NEEDS_BODY = frozenset({Kind.WRITE, Kind.REPLICATE, Kind.CHANGE})
 
@@ -127,6 +135,8 @@ def decode(frames: list[bytes]) -> Message:
             raise ProtocolError(ErrorCode.MALFORMED, "`list` must match [A-Za-z0-9_.:-]{1,128}")
     if kind in _NEEDS_BODY and not body:
         raise ProtocolError(ErrorCode.MALFORMED, f"a {kind.value} message needs a body frame")
+    if kind in GOSSIP:
+        _check_gossip(kind, header)
     return Message(kind, request_id, header, body)
 
 
@@ -155,6 +165,80 @@ def _check_kind(header: dict[str, Any]) -> Kind:
     if kind is None:
         raise ProtocolError(ErrorCode.MALFORMED, f"unknown message type {name!r}")
     return kind
+
+
+def _check_gossip(kind: Kind, header: dict[str, Any]) -> None:
+    """Raise ProtocolError unless `header` holds every field of gossip `kind`, each well formed."""
+    for name in _GOSSIP_FIELDS[kind]:
+        problem = _GOSSIP_CHECKS[name](header.get(name))
+        if problem:
+            raise ProtocolError(ErrorCode.MALFORMED, f"{kind.value}: `{name}` {problem}")
+
+
+def _member_id(value: object) -> str:
+    ok = isinstance(value, str) and 0 < len(value) <= MAX_MEMBER_TEXT
+    return "" if ok else "must be a string of 1 to 200 characters"
+
+
+def _unsigned(bits: int) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        ok = type(value) is int and 0 <= value < 2**bits
+        return "" if ok else f"must be an integer from 0 to 2**{bits} - 1"
+
+    return check
+
+
+def _flag(value: object) -> str:
+    return "" if type(value) is bool else "must be a boolean"
+
+
+def _rumours(limit: int) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not isinstance(value, list) or len(value) > limit:
+            return f"must be a list of at most {limit} member records"
+        for record in value:
+            problem = _rumour(record)
+            if problem:
+                return f"holds a bad member record: {problem}"
+        return ""
+
+    return check
+
+
+def _rumour(value: object) -> str:
+    """Check `[node_id, endpoint, publish, incarnation, leaving, key, claim]`; return the problem or ""."""
+    if not isinstance(value, list) or len(value) != 7:
+        return "a member record is a list of 7 fields"
+    node_id, endpoint, publish, incarnation, leaving, key, claim = value
+    if any(_member_id(text) for text in (node_id, endpoint, publish)):
+        return "id and endpoints must be strings of 1 to 200 characters"
+    if _unsigned(63)(incarnation):
+        return "the incarnation must be an integer from 0 to 2**63 - 1"
+    if _flag(leaving):
+        return "the leaving flag must be a boolean"
+    if not isinstance(key, str) or (key and not KEY_PATTERN.fullmatch(key)):
+        return "the key must be empty or a Z85 CurveZMQ public key (40 characters)"
+    if type(claim) is not int or claim not in (0, 1, 2):
+        return "the claim must be 0 (alive), 1 (suspect) or 2 (dead)"
+    return ""
+
+
+_GOSSIP_CHECKS: dict[str, Callable[[object], str]] = {
+    "from": _member_id,
+    "seq": _unsigned(63),
+    "digest": _unsigned(64),
+    "about": _member_id,
+    "target": _member_id,
+    "news": _rumours(MAX_NEWS),
+    "members": _rumours(MAX_MEMBERS),
+    "answer": _flag,
+}
+_GOSSIP_FIELDS = {
+    Kind.GOSSIP_PING: ("from", "seq", "digest", "news"),
+    Kind.GOSSIP_ACK: ("from", "seq", "about", "digest", "news"),
+    Kind.GOSSIP_PING_REQ: ("from", "seq", "target", "news"),
+    Kind.GOSSIP_SYNC: ("from", "members", "digest", "answer"),
+}
 
 
 def reply(request: Message, kind: Kind, body: bytes = b"", **fields: Any) -> Message:

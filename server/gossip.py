@@ -15,6 +15,9 @@ Probe rules, per round of `interval` seconds:
   every PING and ACK carries the sender's table digest and a few recent rumours; a digest that still
   differs after the rumours are applied starts a SYNC (the whole table, both ways) at most once per
   `sync_rounds` rounds
+A process that is not a member (a proxy) keeps the table with `Watcher`: a digest-only SYNC to
+`watcher_asks` members each round, answered with the whole table when the digests differ and with
+the digest alone when they agree (the answer also tells the watcher that member is alive).
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ class Claim(IntEnum):
     DEAD = 2
 
 
+CLAIM_EVIDENCE = {
+    Claim.ALIVE: Evidence.HEARTBEAT,
+    Claim.SUSPECT: Evidence.UNREACHABLE,
+    Claim.DEAD: Evidence.DECLARED_DEAD,
+}
+"""How a winning rumour moves the member's liveness in `Membership`."""
+
+
 @dataclass(frozen=True)
 class Rumour:
     """One member's record and the claim about it, with the keys every merge and send reads, computed
@@ -55,7 +66,8 @@ class Rumour:
 
     def __post_init__(self) -> None:
         record = self.record
-        text = f"{record.node_id}|{record.endpoint}|{record.publish}|{record.incarnation}|{int(self.claim)}"
+        text = f"{record.node_id}|{record.endpoint}|{record.publish}|{record.key}|{record.leaving:d}"
+        text += f"|{record.incarnation}|{int(self.claim)}"
         fingerprint = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
         object.__setattr__(self, "precedence", (record.incarnation, int(self.claim)))
         object.__setattr__(self, "fingerprint", fingerprint)
@@ -148,6 +160,9 @@ class GossipSettings:
     retransmit_factor: int = 3
     news_per_message: int = 32
     sync_rounds: int = 5
+    watcher_asks: int = 8
+    """Members a `Watcher` asks per round: every member of a small ring (a join or a death is seen one
+    round trip after any member knows it), a constant few of a large one."""
 
 
 @dataclass
@@ -254,6 +269,11 @@ class Gossip:
     def view(self) -> dict[str, tuple[int, Claim]]:
         """Return the table as {member: (incarnation, claim)}: equal views mean agreement."""
         return {node: (r.record.incarnation, r.claim) for node, r in sorted(self.rumours.items())}
+
+    def leave(self) -> None:
+        """Mark this member as leaving; the news spreads like any other (a newer incarnation)."""
+        if not self.rumours[self.me].record.leaving:
+            self._store(Rumour(self.membership.leave(), Claim.ALIVE))
 
     # ----- probing ---------------------------------------------------------------------------------
 
@@ -373,17 +393,12 @@ class Gossip:
             self.news[node] = self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1))
 
     def _apply_to_membership(self, now: float, rumours: list[Rumour]) -> None:
-        self.membership.on_gossip(now, {r.record.node_id: r.record for r in rumours})
+        apply_rumours(self.membership, now, rumours)
         for rumour in rumours:
             node = rumour.record.node_id
             self._suspicions.pop(node, None)
             if rumour.claim is Claim.SUSPECT:
-                self.membership.observe(node, Evidence.UNREACHABLE, now)
                 self._suspicions[node] = now + self.settings.suspicion_rounds * self.settings.interval
-            elif rumour.claim is Claim.DEAD:
-                self.membership.observe(node, Evidence.DECLARED_DEAD, now)
-            else:
-                self.membership.observe(node, Evidence.HEARTBEAT, now)
 
     def _take_news(self) -> tuple[Rumour, ...]:
         """Return the rumours sent least often so far (at most `news_per_message`), counting this send."""
@@ -421,4 +436,89 @@ class Gossip:
         self._learn(now, sync.rumours, bulk=True)
         if sync.answer and self.digest != sync.digest:
             return [Outgoing(sender, self._sync_message(answer=False))]
+        if sync.answer and not sync.rumours:  # a watcher's digest-only ask: "same table", and alive
+            return [Outgoing(sender, Sync((), self.digest, answer=False))]
         return []
+
+
+def apply_rumours(membership: Membership, now: float, rumours: Iterable[Rumour]) -> None:
+    """Store winning rumours' records in `membership` and move each member's liveness by its claim."""
+    rumours = list(rumours)
+    membership.on_gossip(now, {r.record.node_id: r.record for r in rumours})
+    for rumour in rumours:
+        membership.observe(rumour.record.node_id, CLAIM_EVIDENCE[rumour.claim], now)
+
+
+class Watcher:
+    """The gossip of a process that is not a member (a proxy): each round it sends `watcher_asks`
+    members a SYNC holding only its table's digest; a member whose table differs answers with the whole
+    table (the same anti-entropy members run among themselves), so a quiet watch costs O(1) per round.
+    Liveness comes from the members' claims: a watcher never suspects anyone itself."""
+
+    def __init__(
+        self,
+        membership: Membership,
+        seeds: Iterable[str],
+        chooser: random.Random,
+        now: float,
+        settings: GossipSettings | None = None,
+    ) -> None:
+        self.membership = membership
+        self.seeds = sorted(seeds)
+        self.random = chooser
+        self.settings = settings or GossipSettings()
+        self.rumours: dict[str, Rumour] = {}
+        self.digest = 0
+        self._next_round = now
+        self._order: list[str] = []
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Start a round when one is due: ask members (or a seed, while none is alive) for news."""
+        if now < self._next_round:
+            return []
+        self._next_round = now + self.settings.interval
+        ask = Sync((), self.digest, answer=True)
+        targets: list[str] = []
+        for _ in range(self.settings.watcher_asks):
+            target = self._next_target()
+            if target is not None and target not in targets:
+                targets.append(target)
+        if not targets and self.seeds:
+            targets = [self.random.choice(self.seeds)]
+        return [Outgoing(target, ask) for target in targets]
+
+    def wake_at(self) -> float:
+        """Return when `tick` next has something to do."""
+        return self._next_round
+
+    def on_message(self, now: float, sender: str, message: GossipMessage) -> list[Outgoing]:
+        """Take a member's answer to a SYNC (its table, or only its digest when the tables agree: either
+        way the member is alive); a watcher ignores every other gossip message."""
+        if isinstance(message, Sync):
+            winners = []
+            for rumour in message.rumours:
+                node = rumour.record.node_id
+                current = self.rumours.get(node)
+                if current is None or rumour.precedence > current.precedence:
+                    if current is not None:
+                        self.digest ^= current.fingerprint
+                    self.rumours[node] = rumour
+                    self.digest ^= rumour.fingerprint
+                    winners.append(rumour)
+            apply_rumours(self.membership, now, winners)
+            if sender in self.rumours:
+                self.membership.observe(sender, Evidence.REPLY, now)
+        return []
+
+    def claim(self, node_id: str) -> Claim | None:
+        """Return what the watched table says about `node_id` (None if unknown)."""
+        rumour = self.rumours.get(node_id)
+        return rumour.claim if rumour else None
+
+    def _next_target(self) -> str | None:
+        """Return the next member to ask, in a fresh shuffle of the members not declared dead each pass."""
+        if not self._order:
+            order = sorted(node for node, r in self.rumours.items() if r.claim is not Claim.DEAD)
+            self.random.shuffle(order)
+            self._order = order
+        return self._order.pop() if self._order else None

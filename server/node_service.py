@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from crdt import ShoppingList
 from crdt.replica import new_replica_id
-from protocol.endpoints import split_endpoint
+from protocol.endpoints import address_of, split_endpoint
 from protocol.messages import (
+    GOSSIP,
     ErrorCode,
     Kind,
     Message,
@@ -33,10 +35,12 @@ from protocol.messages import (
 )
 from server import sockets
 from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_digest
+from server.gossip import Claim, Gossip, Outgoing
+from server.gossip_wire import from_message, to_message
 from server.handoff import HandoffTracker, exchange_plan
 from server.keys import KeyFileError, KeyPair, load_members
 from server.links import Links
-from server.membership import MemberRecord, Membership, table_from_wire
+from server.membership import MemberRecord, Membership
 from server.merkle import DigestTree
 from server.node_core import Config, Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.ring import RingHolder, build_ring
@@ -45,7 +49,6 @@ from server.storage import Storage
 log = logging.getLogger("shoplist.node")
 
 TICK = 0.02
-GOSSIP_EVERY = 0.2
 HANDOFF_EVERY = 0.5
 MAINTENANCE_EVERY = 0.05
 SCRUB_BATCH = 100
@@ -92,6 +95,8 @@ class NodeService:
             settings.node_id, settings.endpoint, settings.publish, time.time_ns() // 1000, key=own_key
         )
         self.membership = Membership(me, now)
+        seeds = [address_of(seed) for seed in settings.seeds if address_of(seed) != settings.endpoint]
+        self.gossip = Gossip(self.membership, seeds, random.Random(), now)
         self.ring = RingHolder(build_ring([settings.node_id], settings.partitions))
         self.core = NodeCore(settings.node_id, settings.config, self.membership, lambda: self.ring.ring)
         self.handoff = Handoff()
@@ -132,6 +137,7 @@ class NodeService:
         self._scrub_after = ""
         self._leave_wanted = False
         self._rerouting: set[str] = set()
+        self._members_connected = 1
 
     async def prepare(self) -> None:
         """Load the digest tree from the stored lists and resume a leave or join cut short by a crash."""
@@ -146,7 +152,7 @@ class NodeService:
             self.joining = True
             log.info("resuming an interrupted join")
         if self.settings.leave or await self.storage.get_state("leaving"):
-            self.membership.leave()  # before the first gossip, so the ring never takes this node back
+            self.gossip.leave()  # before the first gossip, so the ring never takes this node back
             self._leave_wanted = True  # the handoff starts once a peer is known to take the partitions
 
     async def request_leave(self) -> bool:
@@ -157,13 +163,13 @@ class NodeService:
             return False
         if not self._leave_wanted:
             await self.storage.set_state("leaving", "1")
-            self.membership.leave()
+            self.gossip.leave()
             self._leave_wanted = True
         return True
 
     async def _start_leave(self) -> None:
         await self.storage.set_state("leaving", "1")  # again for --leave, which no request recorded
-        self.membership.leave()
+        self.gossip.leave()
         self.leaving_since = time.monotonic()
         self._rebuild_ring()
         log.info("leaving: handing %d partitions off", len(self.tree.held_partitions()))
@@ -205,6 +211,8 @@ class NodeService:
             self.settings.publish,
         )
         self._stop = stop
+        for seed in self.gossip.seeds:  # connect now: a DEALER drops what is sent before it is connected
+            self.links.ensure(seed)
         loops = [
             self._serve(),
             self._tick_loop(),
@@ -257,8 +265,8 @@ class NodeService:
             self._apply(self.core.on_read(now, identity, message))
         elif kind in (Kind.REPLICATE, Kind.FETCH):
             self._spawn(self._serve_replica(identity, message, delta))
-        elif kind is Kind.GOSSIP:
-            self._serve_gossip(identity, message, now)
+        elif kind in GOSSIP:
+            self._on_gossip(now, message, identity)
         elif kind is Kind.STATUS:
             self._answer(identity, reply(message, Kind.STATUS_REPLY, info=self.status()))
         elif kind is Kind.PING:
@@ -314,14 +322,11 @@ class NodeService:
             log.error("storage failed for %s list=%s: %s", message.kind.value, message.list_id, problem)
             return error(message.request_id, ErrorCode.INTERNAL, "storage failed on this node")
 
-    def _serve_gossip(self, identity: bytes, message: Message, now: float) -> None:
-        try:
-            table = table_from_wire(message.fields.get("members", []))
-        except ValueError as problem:
-            self._answer(identity, error(message.request_id, ErrorCode.MALFORMED, str(problem)))
-            return
-        self._learn(table, now)
-        self._answer(identity, reply(message, Kind.GOSSIP, members=self.membership.wire_table()))
+    def _on_gossip(self, now: float, message: Message, identity: bytes | None) -> None:
+        """Hand a gossip message (checked by decode) to the core. Whatever the core sends back to the
+        sender goes on the connection it came by (a proxy or a joiner may have no address we know)."""
+        sender, gossip = from_message(message)
+        self._after_gossip(self.gossip.on_message(now, sender, gossip), sender, identity)
 
     # ----- effects ---------------------------------------------------------------------------------
 
@@ -352,11 +357,8 @@ class NodeService:
 
     def _on_link_reply(self, endpoint: str, message: Message) -> None:
         now = time.monotonic()
-        if message.kind is Kind.GOSSIP:
-            try:
-                self._learn(table_from_wire(message.fields.get("members", [])), now)
-            except ValueError as problem:
-                log.warning("bad gossip from %s: %s", endpoint, problem)
+        if message.kind in GOSSIP:
+            self._on_gossip(now, message, None)
             return
         node = self.membership.node_at(endpoint) or endpoint
         self._apply(self.core.on_reply(now, node, message))
@@ -384,21 +386,26 @@ class NodeService:
 
     async def _gossip_loop(self) -> None:
         while True:
-            self.membership.tick(time.monotonic())
-            targets = {record.endpoint for record in self.membership.peers()} | set(self.seed_keys)
-            targets.discard(self.settings.endpoint)
-            for endpoint in sorted(targets):
-                gossip = Message(
-                    Kind.GOSSIP, f"g{next(self._ids)}", {"members": self.membership.wire_table()}
-                )
-                self.links.send(endpoint, gossip)
-            await asyncio.sleep(GOSSIP_EVERY)
+            now = time.monotonic()
+            self._after_gossip(self.gossip.tick(now))
+            await asyncio.sleep(min(max(self.gossip.wake_at() - now, 0.001), TICK))
 
-    def _learn(self, table: dict[str, MemberRecord], now: float) -> None:
-        before = self.membership.ring_members()
-        self.membership.on_gossip(now, table)
-        if self.membership.ring_members() != before:
-            self._rebuild_ring()
+    def _after_gossip(self, out: list[Outgoing], sender: str = "", identity: bytes | None = None) -> None:
+        """Send what the gossip core asked for and rebuild the ring if the members changed."""
+        for outgoing in out:
+            message = to_message(outgoing.message, self.settings.node_id, f"g{next(self._ids)}")
+            record = self.membership.table.get(outgoing.to)
+            if identity is not None and outgoing.to == sender:
+                self._answer(identity, message)
+            elif record is not None:
+                self.links.send(record.endpoint, message)
+            elif outgoing.to in self.seed_keys:
+                self.links.send(outgoing.to, message)
+        if len(self.membership.table) != self._members_connected:  # the table only grows
+            for record in self.membership.peers():
+                self.links.ensure(record.endpoint)  # connected before the first probe, not by it
+            self._members_connected = len(self.membership.table)
+        self._rebuild_ring()
 
     def _rebuild_ring(self) -> None:
         """Build the ring from the members that are not leaving (a leaving node builds it without itself)."""
@@ -674,6 +681,17 @@ class NodeService:
             "bytes": self.bytes_exchanged,
         }
 
+    def gossip_status(self) -> dict[str, Any]:
+        """Return the gossip table's digest (equal on two nodes: they agree) and the core's counters."""
+        counters = self.gossip.counters
+        return {
+            "digest": f"{self.gossip.digest:016x}",
+            "probes": counters.probes,
+            "suspicions": counters.suspected.total(),
+            "refutations": counters.refutations,
+            "syncs": counters.syncs,
+        }
+
     def status(self) -> dict[str, Any]:
         """Return this node's view: members, their liveness and ownership, hints held, handoffs."""
         shares = self.ring.ring.ownership()
@@ -689,9 +707,11 @@ class NodeService:
                     "key": record.key,
                     "state": self.membership.liveness(record.node_id).value,
                     "ownership": round(shares.get(record.node_id, 0.0), 4),
+                    **_gossiped(record, self.gossip.claim(record.node_id)),
                 }
                 for record in sorted(self.membership.table.values(), key=lambda r: r.node_id)
             ],
+            "gossip": self.gossip_status(),
             "hints": dict(sorted(self.hint_counts.items())),
             "handoffs": {owner: state.value for owner, state in sorted(self.handoff.states.items())},
             "in_flight": self.core.pending(),
@@ -712,6 +732,16 @@ def _changed_at(path: Path) -> tuple[int, int]:
         return max((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
     except (OSError, ValueError):
         return (0, 0)
+
+
+def _gossiped(record: MemberRecord, claim: Claim | None) -> dict[str, Any]:
+    """Return a status member's gossiped fields: the claim the table holds, incarnation, leaving, key."""
+    return {
+        "claim": claim.name.lower() if claim is not None else None,
+        "incarnation": record.incarnation,
+        "leaving": record.leaving,
+        "key": record.key,
+    }
 
 
 def _decoded(body: bytes) -> ShoppingList | None:

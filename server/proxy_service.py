@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from protocol.endpoints import split_endpoint
+from protocol.endpoints import address_of, split_endpoint
 from protocol.messages import (
+    GOSSIP,
     ErrorCode,
     Kind,
     Message,
@@ -28,9 +30,11 @@ from protocol.messages import (
     request_id_of,
 )
 from server import capability, sockets
+from server.gossip import Claim, Watcher
+from server.gossip_wire import from_message, to_message
 from server.keys import KeyPair
 from server.links import Links
-from server.membership import Membership, table_from_wire
+from server.membership import Membership
 from server.proxy_core import ROUTED, ProxyCore, ProxyEffect, ToClient, ToNode
 from server.rate_limit import DEFAULT_BURST, DEFAULT_MAX_BUCKETS, DEFAULT_RATE, RateLimiter
 from server.ring import Ring, RingHolder, build_ring
@@ -38,7 +42,6 @@ from server.ring import Ring, RingHolder, build_ring
 log = logging.getLogger("shoplist.proxy")
 
 TICK = 0.02
-GOSSIP_EVERY = 0.2
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,11 @@ class ProxyService:
 
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
-        self.membership = Membership(None, time.monotonic())
+        now = time.monotonic()
+        self.membership = Membership(None, now)
+        self.watcher = Watcher(
+            self.membership, [address_of(seed) for seed in settings.seeds], random.Random(), now
+        )
         self.ring: RingHolder | None = None
         self.core = ProxyCore(self.membership, self._current_ring, replicas=settings.replicas)
         self.context = zmq.asyncio.Context()
@@ -111,6 +118,8 @@ class ProxyService:
         """Serve until `stop` is set."""
         self.front.bind(self.settings.endpoint)
         self.publisher.bind(self.settings.publish)
+        for seed in self.seed_keys:  # connect now: a DEALER drops what is sent before it is connected
+            self.links.ensure(seed)
         log.info(
             "proxy %s serving endpoint=%s publish=%s",
             self.settings.proxy_id,
@@ -191,11 +200,10 @@ class ProxyService:
 
     def _on_node_reply(self, endpoint: str, message: Message) -> None:
         now = time.monotonic()
-        if message.kind is Kind.GOSSIP:
-            try:
-                self._learn(table_from_wire(message.fields.get("members", [])), now)
-            except ValueError as problem:
-                log.warning("bad gossip from %s: %s", endpoint, problem)
+        if message.kind in GOSSIP:
+            sender, gossip = from_message(message)
+            self.watcher.on_message(now, sender, gossip)
+            self._learn()
             return
         node = self.membership.node_at(endpoint) or endpoint
         self._apply(self.core.on_reply(now, node, message))
@@ -206,14 +214,15 @@ class ProxyService:
             log.info("lost the connection to node %s", node)
             self._apply(self.core.on_node_lost(time.monotonic(), node))
 
-    def _learn(self, table: dict[str, Any], now: float) -> None:
-        before = self.membership.ring_members()
-        self.membership.on_gossip(now, table)
+    def _learn(self) -> None:
+        """Connect to every member (a dropped connection is then news at once, even from a node no
+        request went to yet), subscribe to its changes, and rebuild the ring when the members changed."""
         members = self.membership.ring_members()
         for record in self.membership.peers():
+            self.links.ensure(record.endpoint)
             if record.publish not in self._changes and (record.key or self.settings.keys is None):
                 self._subscribe(record.publish, record.key)
-        if members and members != before:
+        if members and (self.ring is None or self.ring.ring.nodes() != members):
             ring = build_ring(members, self.settings.partitions)
             if self.ring is None:
                 self.ring = RingHolder(ring)
@@ -268,12 +277,15 @@ class ProxyService:
             self._apply(self.core.tick(time.monotonic()))
 
     async def _gossip_loop(self) -> None:
+        """Ask members for the table's news each round (a digest only: they answer when it differs)."""
         while True:
-            self.membership.tick(time.monotonic())
-            targets = {record.endpoint for record in self.membership.peers()} | set(self.seed_keys)
-            for endpoint in sorted(targets):
-                self.links.send(endpoint, Message(Kind.GOSSIP, f"pg{next(self._ids)}", {"members": []}))
-            await asyncio.sleep(GOSSIP_EVERY)
+            now = time.monotonic()
+            for outgoing in self.watcher.tick(now):
+                record = self.membership.table.get(outgoing.to)
+                endpoint = record.endpoint if record is not None else outgoing.to
+                message = to_message(outgoing.message, self.settings.proxy_id, f"pg{next(self._ids)}")
+                self.links.send(endpoint, message)
+            await asyncio.sleep(min(max(self.watcher.wake_at() - now, 0.001), TICK))
 
     def status(self) -> dict[str, Any]:
         """Return this proxy's view of the ring: members, liveness, ownership, requests in flight."""
@@ -292,6 +304,8 @@ class ProxyService:
                     "key": record.key,
                     "state": self.membership.liveness(record.node_id).value,
                     "ownership": round(shares.get(record.node_id, 0.0), 4),
+                    "claim": _claim_name(self.watcher.claim(record.node_id)),
+                    "incarnation": record.incarnation,
                 }
                 for record in self.membership.peers()
             ],
@@ -299,8 +313,13 @@ class ProxyService:
             "subscriptions": len(self.subscriptions),
             "subscriptions_refused": self.subscriptions.refused,
             "rate_limited": self.limiter.refused,
+            "gossip": {"digest": f"{self.watcher.digest:016x}"},
         }
 
 
 def _is_power_of_two(number: int) -> bool:
     return number > 0 and number & (number - 1) == 0
+
+
+def _claim_name(claim: Claim | None) -> str | None:
+    return claim.name.lower() if claim is not None else None

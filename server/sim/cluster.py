@@ -103,7 +103,7 @@ class SimCluster:
 
     def add_proxy(self, name: str) -> SimProxy:
         """Start a proxy."""
-        proxy = SimProxy(self, name, self.config.replicas)
+        proxy = SimProxy(self, name, self.config.replicas, self.live_nodes()[:3])
         self.proxies[name] = proxy
         proxy.start()
         return proxy
@@ -122,9 +122,9 @@ class SimCluster:
         kind = GOSSIP_KINDS[type(message)]
 
         def deliver() -> None:
-            node = self.nodes.get(destination)
-            if node is not None:
-                node.on_gossip(source, message)
+            receiver = self.nodes.get(destination) or self.proxies.get(destination)
+            if receiver is not None:
+                receiver.on_gossip(source, message)
 
         self.network.send(source, destination, kind, wire_size(message), deliver)
 
@@ -187,11 +187,6 @@ class SimCluster:
     def live_nodes(self) -> list[str]:
         """Return the ids of running nodes, sorted."""
         return sorted(name for name, node in self.nodes.items() if node.up)
-
-    def any_live_node(self, asker: str) -> SimNode | None:
-        """Return a running node that `asker` can reach, chosen at random (None if there is none)."""
-        reachable = [name for name in self.live_nodes() if self.network.reachable(asker, name)]
-        return self.nodes[self.random.choice(reachable)] if reachable else None
 
     def views_agree(self) -> bool:
         """Return whether every running node holds the same member table (equal digests)."""

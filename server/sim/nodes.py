@@ -14,8 +14,8 @@ import msgpack
 
 from crdt import ShoppingList
 from protocol.messages import ErrorCode, Kind, Message, error, reply
-from server.gossip import Gossip, GossipMessage, Outgoing
-from server.membership import Evidence, MemberRecord, Membership
+from server.gossip import Gossip, GossipMessage, Outgoing, Watcher
+from server.membership import MemberRecord, Membership
 from server.node_core import Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.proxy_core import ProxyCore, ProxyEffect, ToClient, ToNode
 from server.ring import Ring, RingHolder
@@ -68,7 +68,7 @@ class SimNode:
         self.up = True
         now = cluster.queue.now
         record = MemberRecord(node_id, f"sim://{node_id}", f"sim://{node_id}/pub", incarnation)
-        self.membership = Membership(record, now, suspect_after=NEVER, dead_after=NEVER)
+        self.membership = Membership(record, now)
         chooser = random.Random(f"{cluster.seed}:{node_id}:{incarnation}")
         self.gossip = Gossip(self.membership, seeds, chooser, now, cluster.gossip_settings)
         self.ring = RingHolder(cluster.ring_for([node_id]))
@@ -245,21 +245,31 @@ def _sync(records: list[MemberRecord]) -> GossipMessage:
 
 
 class SimProxy:
-    """A proxy shell around the real proxy core; it learns the ring and liveness from a live node each
-    gossip round (the real proxy gossips with nodes the same way, without a member record)."""
+    """A proxy shell around the real proxy core and the real gossip watcher (proxy_service.py): it asks
+    nodes for the member table each gossip round, a digest first, and builds the ring from it."""
 
-    def __init__(self, cluster: SimCluster, proxy_id: str, replicas: int) -> None:
+    def __init__(self, cluster: SimCluster, proxy_id: str, replicas: int, seeds: list[str]) -> None:
         self.cluster = cluster
         self.proxy_id = proxy_id
-        self.membership = Membership(None, cluster.queue.now, suspect_after=NEVER, dead_after=NEVER)
+        now = cluster.queue.now
+        self.membership = Membership(None, now)
+        chooser = random.Random(f"{cluster.seed}:{proxy_id}")
+        self.watcher = Watcher(self.membership, seeds, chooser, now, cluster.gossip_settings)
         self._ring: Ring | None = None
         self.core = ProxyCore(self.membership, lambda: self._ring, replicas=replicas)
         self.answers: dict[object, Callable[[Message], None]] = {}
         self._tick_due = False
 
     def start(self) -> None:
-        """Begin refreshing the view."""
-        self._refresh()
+        """Begin the gossip rounds."""
+        self._round()
+
+    def on_gossip(self, sender: str, message: GossipMessage) -> None:
+        """A node sent the member table."""
+        self.watcher.on_message(self.cluster.queue.now, sender, message)
+        members = self.membership.ring_members()
+        if members and (self._ring is None or self._ring.nodes() != members):
+            self._ring = self.cluster.ring_for(members)
 
     def request(self, origin: object, message: Message, answer: Callable[[Message], None]) -> None:
         """A client request arrives; `answer` gets the reply."""
@@ -289,16 +299,11 @@ class SimProxy:
         self._tick_due = False
         self.apply(self.core.tick(self.cluster.queue.now))
 
-    def _refresh(self) -> None:
-        source = self.cluster.any_live_node(self.proxy_id)
-        if source is not None:
-            now = self.cluster.queue.now
-            self._ring = source.ring.ring
-            for node in self._ring.nodes():
-                alive = source.membership.is_up(node)
-                self.membership.observe(node, Evidence.HEARTBEAT if alive else Evidence.UNREACHABLE, now)
-        interval = self.cluster.gossip_settings.interval
-        self.cluster.queue.after(interval, f"refresh {self.proxy_id}", self._refresh)
+    def _round(self) -> None:
+        for outgoing in self.watcher.tick(self.cluster.queue.now):
+            self.cluster.send_gossip(self.proxy_id, outgoing.to, outgoing.message)
+        when = self.watcher.wake_at()
+        self.cluster.queue.at(when, f"gossip {self.proxy_id}", self._round)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from server.membership import Liveness, MemberRecord, Membership
+from server.membership import Liveness, MemberRecord
 from server.ring import Ring
 from server.sim.cluster import ClusterSettings, SimCluster, node_name
 from server.sim.network import LinkModel
@@ -51,11 +51,11 @@ def _gossip_totals(cluster: SimCluster) -> tuple[int, int]:
 
 
 def legacy_gossip_bytes_per_round(nodes: int) -> int:
-    """Return what node_service's gossip loop sends per node per round on an `nodes` cluster: its whole
-    table (Membership.wire_table) to every peer, and as many tables back."""
-    view = Membership(MemberRecord(node_name(0), "tcp://10.0.0.1:7101", "tcp://10.0.0.1:7102", 1), 0.0)
-    view.on_gossip(0.0, {r.node_id: r for r in _records(nodes)})
-    table = len(msgpack.packb({"members": view.wire_table()}))
+    """Return what full-table gossip (the protocol the nodes ran before this one) sends per node per round
+    on an `nodes` cluster: its whole table of `[id, endpoint, publish, incarnation, heartbeat]` records
+    to every peer, and as many tables back."""
+    old_records = [[r.node_id, r.endpoint, r.publish, r.incarnation, 0] for r in _records(nodes)]
+    table = len(msgpack.packb({"members": old_records}))
     return 2 * (nodes - 1) * table
 
 

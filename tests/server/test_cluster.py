@@ -261,15 +261,24 @@ BAD_INPUTS: list[tuple[list[bytes], str, str]] = [
     ([_packed(type="write", id="big-1", list="l"), b"\x00" * (MAX_BODY_BYTES + 1)], "too_large", "big-1"),
     ([_packed(type="write", id="b-1", list="l"), b"not a list"], "bad_state", "b-1"),
     ([_packed(type="ok", id="o-1")], "bad_request", "o-1"),
+    (
+        [
+            _packed(
+                type="gossip_sync",
+                id="g-1",
+                members=[["n9", "x", "y", -1, False, "", 0]],
+                digest=0,
+                answer=True,
+            )
+        ],
+        "malformed",
+        "g-1",
+    ),
+    ([_packed(type="gossip_ping", id="g-2", seq=1, digest=0, news=[])], "malformed", "g-2"),  # no `from`
 ]
 ONLY_FOR = {
     "proxy": [([_packed(type="replicate", id="r-1", list="l"), b"x"], "bad_request", "r-1")],
     "node": [
-        (
-            [_packed(type="gossip", id="g-1", members=[["n9", "tcp://x", "tcp://y", -1, 0]])],
-            "malformed",
-            "g-1",
-        ),
         ([_packed(type="replicate", id="r-2", list="l"), b"not a list"], "bad_state", "r-2"),
     ],
 }

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import random
 
-from server.gossip import Ack, Claim, Gossip, GossipSettings, Outgoing, Ping, PingRequest, Sync, wire_form
-from server.membership import Liveness, MemberRecord, Membership
-
-NEVER = float("inf")
+from server.gossip import (
+    Ack,
+    Claim,
+    Gossip,
+    GossipSettings,
+    Outgoing,
+    Ping,
+    PingRequest,
+    Sync,
+    Watcher,
+    wire_form,
+)
+from server.membership import Evidence, Liveness, MemberRecord, Membership
 
 
 def _gossip(name: str, seeds: list[str] | None = None, settings: GossipSettings | None = None) -> Gossip:
     record = MemberRecord(name, f"tcp://{name}:1", f"tcp://{name}:2", 1)
-    membership = Membership(record, 0.0, suspect_after=NEVER, dead_after=NEVER)
+    membership = Membership(record, 0.0)
     return Gossip(membership, seeds or [], random.Random(name), 0.0, settings or GossipSettings())
 
 
@@ -130,3 +139,67 @@ def test_probing_two_members_per_round_pings_two_distinct_members_and_still_agre
     sent = _run(nodes, 10, start=1.0)
     assert 3.6 <= sent / (10 * 10) <= 4.4
     assert len({node.digest for node in nodes.values()}) == 1
+
+
+def test_a_leaving_member_spreads_its_leaving_record_with_a_newer_incarnation() -> None:
+    nodes = _cluster(6)
+    nodes["n2"].leave()
+    _run(nodes, 10)
+    assert len({node.digest for node in nodes.values()}) == 1
+    assert all(node.membership.table["n2"].leaving for node in nodes.values())
+    assert all(node.membership.ring_members() == ["n0", "n1", "n3", "n4", "n5"] for node in nodes.values())
+    assert nodes["n0"].rumours["n2"].record.incarnation == 2
+
+
+def _watch(nodes: dict[str, Gossip], watcher: Watcher, now: float, down: frozenset[str]) -> int:
+    """Run one watcher round against `nodes`; return how many member records its answers carried."""
+    records = 0
+    for outgoing in watcher.tick(now):
+        if outgoing.to in down or outgoing.to not in nodes:
+            continue
+        for answer in nodes[outgoing.to].on_message(now, "proxy", outgoing.message):
+            assert isinstance(answer.message, Sync)
+            records += len(answer.message.rumours)
+            watcher.on_message(now, outgoing.to, answer.message)
+    return records
+
+
+def test_a_watcher_learns_the_table_from_a_seed_then_costs_only_digests_until_it_changes() -> None:
+    nodes = _cluster(20)
+    watcher = Watcher(Membership(None, 0.0), ["n4"], random.Random(1), 0.0)
+    first = _watch(nodes, watcher, 0.0, frozenset())
+    assert watcher.digest == nodes["n0"].digest
+    assert all(watcher.membership.is_up(name) for name in nodes)
+    quiet = _watch(nodes, watcher, 0.2, frozenset())
+    assert first > 0 and quiet == 0  # once the tables agree, only digests go out and come back
+    assert watcher.membership.ring_members() == sorted(nodes)
+
+
+def test_a_watcher_sees_a_member_the_nodes_declared_dead_and_one_that_joined() -> None:
+    nodes = _cluster(8)
+    watcher = Watcher(Membership(None, 0.0), ["n0"], random.Random(2), 0.0)
+    _watch(nodes, watcher, 0.0, frozenset())
+    nodes["new"] = _gossip("new", seeds=["n0"])
+    down = frozenset({"n3"})
+    step = GossipSettings().interval
+    for tick in range(40):
+        now = 0.4 + tick * step / 4
+        for name, node in nodes.items():
+            if name not in down:
+                _deliver(nodes, name, node.tick(now), now, set(down))
+        _watch(nodes, watcher, now, down)
+    assert watcher.claim("n3") is Claim.DEAD and not watcher.membership.is_up("n3")
+    assert watcher.claim("new") is Claim.ALIVE and watcher.membership.is_up("new")
+    assert "new" in watcher.membership.ring_members()
+
+
+def test_a_member_answers_a_watchers_digest_with_its_digest_alone_which_proves_it_alive() -> None:
+    nodes = _cluster(5)
+    watcher = Watcher(Membership(None, 0.0), ["n1"], random.Random(3), 0.0)
+    _watch(nodes, watcher, 0.0, frozenset())
+    watcher.membership.observe("n2", Evidence.UNREACHABLE, 0.1)  # the proxy's connection to n2 dropped
+    answers = nodes["n2"].on_message(0.2, "proxy", Sync((), watcher.digest, answer=True))
+    assert [type(answer.message) for answer in answers] == [Sync]
+    assert answers[0].message == Sync((), nodes["n2"].digest, answer=False)
+    watcher.on_message(0.2, "n2", answers[0].message)
+    assert watcher.membership.is_up("n2")
