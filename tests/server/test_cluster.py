@@ -694,10 +694,12 @@ def _reply_bytes_raw(endpoint: str, frames: list[bytes]) -> list[bytes]:
 def test_a_connection_over_its_rate_is_told_so_and_the_proxy_keeps_serving_others(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    bind, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
-    seeds = ",".join(node["endpoint"] for node in cluster.nodes)
-    command = [sys.executable, "-m", "server.cli", "proxy", "--id", "strict", "--bind", bind]
+    address, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
+    seeds = ",".join(cluster.node(index) for index in range(3))
+    command = [sys.executable, "-m", "server.cli", "proxy", "--id", "strict", "--bind", address]
     command += ["--publish", publish, "--seeds", seeds, "--rate", "0.01", "--burst", "3"]
+    command += ["--key", str(cluster.data / "keys" / "admin.key_secret")]  # a member key: nodes admit it
+    bind = with_key(address, cluster.admin.public)
     with (tmp_path / "strict-proxy.log").open("wb") as log:
         strict = subprocess.Popen(command, stdout=log, stderr=log)
     try:
@@ -727,7 +729,7 @@ def test_a_connection_over_its_rate_is_told_so_and_the_proxy_keeps_serving_other
 
         asyncio.run(eventually(served))
         assert "Tea" in _read(bind, list_id)
-        info = gather_status(bind, 5.0) or {}
+        info = gather_status(bind, 5.0, cluster.admin) or {}
         assert info["rate_limited"] >= 7
     finally:
         strict.send_signal(signal.SIGTERM)
