@@ -20,6 +20,7 @@ Probe rules, per round of `interval` seconds:
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import random
 from collections import Counter
@@ -108,10 +109,15 @@ GossipMessage = Ping | Ack | PingRequest | Sync
 
 def wire_size(message: GossipMessage) -> int:
     """Return the msgpack size of `message` (as `wire_form` packs it), from its rumours' cached sizes."""
+    rest: list[Any]
     if isinstance(message, Sync):
         rumours, rest = message.rumours, ["sync", [], message.digest, message.answer]
+    elif isinstance(message, Ping):
+        rumours, rest = message.news, ["ping", message.seq, message.digest, []]
+    elif isinstance(message, Ack):
+        rumours, rest = message.news, ["ack", message.seq, message.about, message.digest, []]
     else:
-        rumours, rest = message.news, [*wire_form(message)[:-1], []]
+        rumours, rest = message.news, ["ping_req", message.seq, message.target, []]
     count = len(rumours)
     array_header = 1 if count < 16 else 3 if count < 65536 else 5
     return len(msgpack.packb(rest)) - 1 + array_header + sum(r.wire_size for r in rumours)
@@ -208,6 +214,7 @@ class Gossip:
         self._relays: dict[int, _Relay] = {}
         self._suspicions: dict[str, float] = {}
         self._seq = 0
+        self._alive_sorted: list[str] | None = None
         self._store(Rumour(membership.me, Claim.ALIVE))
 
     # ----- events ----------------------------------------------------------------------------------
@@ -288,13 +295,17 @@ class Gossip:
     def _ask_others(self, probe: _Probe) -> list[Outgoing]:
         if self.claim(probe.target) is Claim.DEAD:
             return []
-        helpers = sorted(
-            node
-            for node, r in self.rumours.items()
-            if node not in (self.me, probe.target) and r.claim is Claim.ALIVE
-        )
+        helpers = [node for node in self._alive_others() if node != probe.target]
         chosen = self.random.sample(helpers, min(self.settings.indirect_probes, len(helpers)))
         return [Outgoing(node, PingRequest(probe.seq, probe.target, self._take_news())) for node in chosen]
+
+    def _alive_others(self) -> list[str]:
+        """Return the other members claimed alive, sorted (remembered until the table changes)."""
+        if self._alive_sorted is None:
+            self._alive_sorted = sorted(
+                node for node, r in self.rumours.items() if node != self.me and r.claim is Claim.ALIVE
+            )
+        return self._alive_sorted
 
     def _relay(self, asker: str, request: PingRequest) -> list[Outgoing]:
         self._seq += 1
@@ -339,12 +350,15 @@ class Gossip:
         only what updates a member we knew: a joiner loading the table has nothing new to tell."""
         changed: list[Rumour] = []
         refuted = False
+        me, known = self.me, self.rumours.get
         for rumour in rumours:
             node = rumour.record.node_id
-            if node == self.me:
+            current = known(node)
+            if current is rumour:  # the very rumour we hold (a SYNC of an agreeing table is mostly these)
+                continue
+            if node == me:
                 refuted |= self._hear_about_myself(rumour)
                 continue
-            current = self.rumours.get(node)
             if current is not None and rumour.precedence <= current.precedence:
                 continue
             self._store(rumour, spread=current is not None or not bulk)
@@ -369,6 +383,7 @@ class Gossip:
             self.digest ^= current.fingerprint
         self.rumours[node] = rumour
         self.digest ^= rumour.fingerprint
+        self._alive_sorted = None
         if spread:
             self.news[node] = self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1))
 
@@ -389,14 +404,16 @@ class Gossip:
         """Return the rumours sent least often so far (at most `news_per_message`), counting this send."""
         if not self.news:
             return ()
-        chosen = sorted(self.news.items(), key=lambda item: (-item[1], item[0]))
-        chosen = chosen[: self.settings.news_per_message]
-        for node, left in chosen:
-            if left <= 1:
-                del self.news[node]
+        news = self.news
+        chosen = heapq.nsmallest(
+            self.settings.news_per_message, [(-left, node) for node, left in news.items()]
+        )
+        for negative_left, node in chosen:
+            if negative_left >= -1:
+                del news[node]
             else:
-                self.news[node] = left - 1
-        return tuple(self.rumours[node] for node, _ in chosen)
+                news[node] = -negative_left - 1
+        return tuple(self.rumours[node] for _, node in chosen)
 
     # ----- anti-entropy ----------------------------------------------------------------------------
 
