@@ -19,8 +19,8 @@ Probe rules, per round of `interval` seconds:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 import math
 import random
 from collections import Counter
@@ -65,6 +65,22 @@ class Rumour:
     def to_wire(self) -> list[Any]:
         """Return the rumour as a msgpack-ready list."""
         return [*self.record.to_wire(), int(self.claim)]
+
+
+_RUMOURS: dict[tuple[MemberRecord, Claim], Rumour] = {}
+_MAX_RUMOURS = 65_536
+
+
+def rumour_of(record: MemberRecord, claim: Claim) -> Rumour:
+    """Return the rumour (record, claim), one shared object per value (rumours are immutable, and equal
+    ones met again, as in a SYNC, are then recognised by identity before any comparison)."""
+    key = (record, claim)
+    rumour = _RUMOURS.get(key)
+    if rumour is None:
+        if len(_RUMOURS) >= _MAX_RUMOURS:
+            _RUMOURS.clear()
+        rumour = _RUMOURS[key] = Rumour(record, claim)
+    return rumour
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,25 @@ def wire_size(message: GossipMessage) -> int:
         rumours, rest = message.news, ["ping_req", message.seq, message.target, []]
     count = len(rumours)
     array_header = 1 if count < 16 else 3 if count < 65536 else 5
-    return len(msgpack.packb(rest)) - 1 + array_header + sum(r.wire_size for r in rumours)
+    return len(msgpack.packb(rest)) - 1 + array_header + _rumours_size(rumours)
+
+
+_SIZES: dict[int, tuple[tuple[Rumour, ...], int]] = {}
+
+
+def _rumours_size(rumours: tuple[Rumour, ...]) -> int:
+    """Return the summed wire size of `rumours`; a whole table (a SYNC's, sent again and again while
+    the table stays the same) is summed once per tuple object, held here so its id is not reused."""
+    if len(rumours) < 64:
+        return sum(r.wire_size for r in rumours)
+    known = _SIZES.get(id(rumours))
+    if known is not None and known[0] is rumours:
+        return known[1]
+    if len(_SIZES) >= 4096:
+        _SIZES.clear()
+    size = sum(r.wire_size for r in rumours)
+    _SIZES[id(rumours)] = (rumours, size)
+    return size
 
 
 def wire_form(message: GossipMessage) -> list[Any]:
@@ -172,6 +206,63 @@ class _Relay:
     target: str
 
 
+class _News:
+    """Members whose rumour is still to be piggybacked, each with the sends it has left. `take` returns
+    those with the most sends left (ties by member id) and counts the send: the same choice as sorting
+    every entry by (-left, member), kept in per-count sorted lists instead, because during churn there
+    are hundreds of entries and every message takes a few."""
+
+    def __init__(self) -> None:
+        self._left: dict[str, int] = {}
+        self._by_left: dict[int, list[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._left)
+
+    def __len__(self) -> int:
+        return len(self._left)
+
+    def put(self, node: str, left: int) -> None:
+        """Give `node`'s rumour `left` more sends (replacing what it had)."""
+        old = self._left.get(node)
+        if old is not None:
+            self._unfile(node, old)
+        self._left[node] = left
+        bisect.insort(self._by_left.setdefault(left, []), node)
+
+    def take(self, count: int) -> list[str]:
+        """Return up to `count` members, most sends left first, and take one send from each."""
+        chosen: list[str] = []
+        taken: list[tuple[int, list[str]]] = []
+        for left in sorted(self._by_left, reverse=True):
+            bucket = self._by_left[left]
+            first = bucket[: count - len(chosen)]
+            del bucket[: len(first)]  # a bucket's first members are the ones taken: one slice each
+            if not bucket:
+                del self._by_left[left]
+            taken.append((left, first))
+            chosen += first
+            if len(chosen) == count:
+                break
+        for left, nodes in taken:  # filed one lower only now, so none is taken twice
+            if left <= 1:
+                for node in nodes:
+                    del self._left[node]
+                continue
+            for node in nodes:
+                self._left[node] = left - 1
+            lower = self._by_left.setdefault(left - 1, [])
+            lower += nodes
+            lower.sort()
+        return chosen
+
+    def _unfile(self, node: str, left: int) -> None:
+        bucket = self._by_left[left]
+        del bucket[bisect.bisect_left(bucket, node)]
+        if not bucket:
+            del self._by_left[left]
+
+
 @dataclass
 class _Counters:
     probes: int = 0
@@ -207,7 +298,7 @@ class Gossip:
         self.settings = settings or GossipSettings()
         self.rumours: dict[str, Rumour] = {}
         self.digest = 0
-        self.news: dict[str, int] = {}
+        self.news = _News()
         self.counters = _Counters()
         self._rounds = _Rounds(next_round=now + chooser.random() * self.settings.interval)
         self._probes: list[_Probe] = []
@@ -215,7 +306,8 @@ class Gossip:
         self._suspicions: dict[str, float] = {}
         self._seq = 0
         self._alive_sorted: list[str] | None = None
-        self._store(Rumour(membership.me, Claim.ALIVE))
+        self._table: tuple[Rumour, ...] | None = None
+        self._store(rumour_of(membership.me, Claim.ALIVE))
 
     # ----- events ----------------------------------------------------------------------------------
 
@@ -333,7 +425,7 @@ class Gossip:
         if rumour is None or rumour.claim is not Claim.ALIVE:
             return
         self.counters.suspected[node] += 1
-        self._learn(now, [Rumour(rumour.record, Claim.SUSPECT)])
+        self._learn(now, [rumour_of(rumour.record, Claim.SUSPECT)])
 
     def _expire_suspicions(self, now: float) -> None:
         for node, deadline in list(self._suspicions.items()):
@@ -341,7 +433,7 @@ class Gossip:
                 del self._suspicions[node]
                 rumour = self.rumours[node]
                 if rumour.claim is Claim.SUSPECT:
-                    self._learn(now, [Rumour(rumour.record, Claim.DEAD)])
+                    self._learn(now, [rumour_of(rumour.record, Claim.DEAD)])
 
     # ----- the table -------------------------------------------------------------------------------
 
@@ -373,7 +465,7 @@ class Gossip:
             return False
         self.counters.refutations += 1
         record = self.membership.reincarnate(rumour.record.incarnation + 1)
-        self._store(Rumour(record, Claim.ALIVE))
+        self._store(rumour_of(record, Claim.ALIVE))
         return True
 
     def _store(self, rumour: Rumour, *, spread: bool = True) -> None:
@@ -383,9 +475,9 @@ class Gossip:
             self.digest ^= current.fingerprint
         self.rumours[node] = rumour
         self.digest ^= rumour.fingerprint
-        self._alive_sorted = None
+        self._alive_sorted = self._table = None
         if spread:
-            self.news[node] = self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1))
+            self.news.put(node, self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1)))
 
     def _apply_to_membership(self, now: float, rumours: list[Rumour]) -> None:
         self.membership.on_gossip(now, {r.record.node_id: r.record for r in rumours})
@@ -404,16 +496,7 @@ class Gossip:
         """Return the rumours sent least often so far (at most `news_per_message`), counting this send."""
         if not self.news:
             return ()
-        news = self.news
-        chosen = heapq.nsmallest(
-            self.settings.news_per_message, [(-left, node) for node, left in news.items()]
-        )
-        for negative_left, node in chosen:
-            if negative_left >= -1:
-                del news[node]
-            else:
-                news[node] = -negative_left - 1
-        return tuple(self.rumours[node] for _, node in chosen)
+        return tuple(self.rumours[node] for node in self.news.take(self.settings.news_per_message))
 
     # ----- anti-entropy ----------------------------------------------------------------------------
 
@@ -432,7 +515,9 @@ class Gossip:
         return [Outgoing(self.random.choice(sorted(self.seeds)), self._sync_message(answer=True))]
 
     def _sync_message(self, *, answer: bool) -> Sync:
-        return Sync(tuple(r for _, r in sorted(self.rumours.items())), self.digest, answer)
+        if self._table is None:  # remembered until the table changes
+            self._table = tuple(r for _, r in sorted(self.rumours.items()))
+        return Sync(self._table, self.digest, answer)
 
     def _on_sync(self, now: float, sender: str, sync: Sync) -> list[Outgoing]:
         self._learn(now, sync.rumours, bulk=True)

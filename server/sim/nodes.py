@@ -14,7 +14,7 @@ import msgpack
 
 from crdt import ShoppingList
 from protocol.messages import ErrorCode, Kind, Message, error, reply
-from server.gossip import Claim, Gossip, GossipMessage, Outgoing, Rumour, Sync
+from server.gossip import Claim, Gossip, GossipMessage, Outgoing, Sync, rumour_of
 from server.membership import Evidence, MemberRecord, Membership
 from server.node_core import Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.proxy_core import ProxyCore, ProxyEffect, ToClient, ToNode
@@ -241,7 +241,7 @@ class SimNode:
 
 def table_sync(records: list[MemberRecord]) -> GossipMessage:
     """Return a SYNC holding `records`, every one alive."""
-    return Sync(tuple(Rumour(record, Claim.ALIVE) for record in records), 0, False)
+    return Sync(tuple(rumour_of(record, Claim.ALIVE) for record in records), 0, False)
 
 
 class SimProxy:
