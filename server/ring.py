@@ -1,5 +1,6 @@
 """The consistent-hashing ring: Q equal partitions of the SHA-256 keyspace assigned to nodes (Dynamo,
-DeCandia et al. 2007, partitioning strategy 3), and preference lists of N distinct nodes clockwise."""
+DeCandia et al. 2007, partitioning strategy 3) by consistent hashing with bounded loads, and preference
+lists of N distinct nodes clockwise."""
 
 from __future__ import annotations
 
@@ -128,8 +129,8 @@ def without_node(ring: Ring, node: str) -> Ring:
 # one global order of (distance, partition, node): each partition goes to its nearest node below the
 # upper bound, then each node below the lower bound takes its nearest partitions from nodes above it
 # (consistent hashing with bounded loads, Mirrokni, Thorup and Zadimoghaddam 2018). The bounds cost
-# moves: a partition turned away by a full node displaces another, so at 16 partitions per node a
-# join moves about 1.7 times the optimum (docs/scale.md measures it).
+# moves: a partition turned away by a full node displaces another, so a join moves about 1.0-1.2 times
+# the optimum at 500+ partitions per node and about 2 times at 16 (docs/scale.md measures it).
 _TOKEN_SPACE = 2**64
 _TOKENS = 128  # per node, whatever the ring's size: a count that depended on n would move every token
 _CANDIDATES = 8  # nodes each partition ranks; enough that a partition almost never finds all full
