@@ -16,6 +16,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+MAX_VERSION = 2**63 - 1
+"""The highest incarnation or heartbeat a record may carry: a member refuting a claim at it still has a
+higher one left that msgpack can carry (its integers end at 2**64 - 1)."""
+
 
 class Liveness(StrEnum):
     """What this process believes about a member right now (local, never gossiped)."""
@@ -87,8 +91,8 @@ class MemberRecord:
             raise ValueError("a member's leaving flag must be a boolean")
         if not all(isinstance(text, str) and 0 < len(text) <= 200 for text in (node_id, endpoint, publish)):
             raise ValueError("member id and endpoints must be short strings")
-        if not all(type(number) is int and number >= 0 for number in (incarnation, heartbeat)):
-            raise ValueError("member incarnation and heartbeat must be non-negative integers")
+        if not all(type(number) is int and 0 <= number <= MAX_VERSION for number in (incarnation, heartbeat)):
+            raise ValueError(f"member incarnation and heartbeat must be integers from 0 to {MAX_VERSION}")
         return cls(node_id, endpoint, publish, incarnation, heartbeat, leaving)
 
 

@@ -29,6 +29,39 @@ VALUES: st.SearchStrategy[Any] = st.recursive(
 )
 """Any value msgpack can carry in a header (binary included: a decoder must reject it, not choke)."""
 
+NASTY = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        -1,
+        0,
+        1,
+        2**63 - 1,
+        2**63,
+        2**64 - 1,
+        -(2**63),
+        0.5,
+        float("nan"),
+        float("inf"),
+        "",
+        "x" * 300,
+        "n1",
+        b"",
+        [],
+        {},
+        [[]],
+        [0, 0, 0],
+        [0, 0, 0, 0],
+        [[0, 0, 0, 0]],
+        [[0, 1, 2, 3, 4]],
+        [["x", 1]],
+        {"a": [1]},
+        [None] * 5,
+    ]
+)
+"""A fixed pool of awkward values: cheap to draw where a test needs many fields of them."""
+
 
 def nested(depth: int) -> Any:
     """Return a list nested `depth` deep (deeper than any decoder's recursion limit if large)."""
