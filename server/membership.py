@@ -16,10 +16,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-MAX_VERSION = 2**63 - 1
-"""The highest incarnation or heartbeat a record may carry: a member refuting a claim at it still has a
-higher one left that msgpack can carry (its integers end at 2**64 - 1)."""
-
 
 class Liveness(StrEnum):
     """What this process believes about a member right now (local, never gossiped)."""
@@ -56,6 +52,11 @@ TRANSITIONS: dict[tuple[Liveness, Evidence], Liveness] = {
 def next_liveness(state: Liveness, evidence: Evidence) -> Liveness:
     """Return the state after `evidence`; pairs missing from the table leave the state unchanged."""
     return TRANSITIONS.get((state, evidence), state)
+
+
+MAX_VERSION = 2**63 - 1
+"""The highest incarnation or heartbeat a record may carry: a member refuting a claim at it still has a
+higher one left that msgpack can carry (its integers end at 2**64 - 1)."""
 
 
 @dataclass(frozen=True)

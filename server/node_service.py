@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +202,10 @@ class NodeService:
         elif kind is Kind.READ:
             self._apply(self.core.on_read(now, identity, message))
         elif kind in (Kind.REPLICATE, Kind.FETCH):
+            refusal = _refused_hint(message, self.membership.table)
+            if refusal is not None:
+                self._answer(identity, refusal)
+                return
             self._spawn(self._serve_replica(identity, message, delta))
         elif kind is Kind.GOSSIP:
             self._serve_gossip(identity, message, now)
@@ -626,6 +630,19 @@ class NodeService:
                 "W": self.settings.config.write_quorum,
             },
         }
+
+
+def _refused_hint(message: Message, members: Mapping[str, object]) -> Message | None:
+    """Return the error answering a REPLICATE whose `hint_for` names no member (a hint nobody will ever
+    collect would stay on disk for good), or None when the message may be served."""
+    if message.kind is not Kind.REPLICATE or "hint_for" not in message.fields:
+        return None
+    hint_for = message.fields["hint_for"]
+    if not isinstance(hint_for, str):
+        return error(message.request_id, ErrorCode.MALFORMED, "`hint_for` must be a node id")
+    if hint_for not in members:
+        return error(message.request_id, ErrorCode.BAD_REQUEST, f"no member is called {hint_for[:200]!r}")
+    return None
 
 
 def _decoded(body: bytes) -> ShoppingList | None:
