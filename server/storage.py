@@ -296,13 +296,20 @@ class Storage:
                 await self._write_batch(batch)
             except Exception as problem:  # the environment's fault (database down): each writer hears it
                 log.error("group commit of %d writes failed: %s", len(batch), problem)
+                if len(batch) == 1:
+                    _settle(batch[0], problem)
+                    continue
+                # One write the database refuses must not fail the others: try each alone.
                 for job in batch:
-                    if job.done and not job.done.done():
-                        job.done.set_exception(problem)
+                    try:
+                        await self._write_batch([job])
+                    except Exception as alone:
+                        _settle(job, alone)
+                    else:
+                        _settle(job, None)
                 continue
             for job in batch:
-                if job.done and not job.done.done():
-                    job.done.set_result(None)
+                _settle(job, None)
 
     async def _write_batch(self, batch: list[_Job]) -> None:
         """Write every job of `batch` in one statement: one round trip, one transaction, one WAL flush."""
@@ -378,3 +385,13 @@ class Storage:
                 await cur.execute("DELETE FROM lists WHERE list_id = ANY(%s)", (deletes_lists,))
             if hints:
                 await cur.executemany("INSERT INTO hints (target, list_id, body) VALUES (%s, %s, %s)", hints)
+
+
+def _settle(job: _Job, problem: BaseException | None) -> None:
+    """Tell the writer waiting on `job` that it is durable, or why it is not."""
+    if job.done is None or job.done.done():
+        return
+    if problem is None:
+        job.done.set_result(None)
+    else:
+        job.done.set_exception(problem)

@@ -30,9 +30,15 @@ def decoded_or_rejected(data: Any) -> ShoppingList | None:
 
 
 def assert_canonical(decoded: ShoppingList, data: bytes) -> None:
-    """A decoded list is usable, and its encoding decodes to the same state and re-encodes to itself."""
+    """A decoded list is usable (it merges both ways with another list), and its encoding decodes to the
+    same state and re-encodes to itself."""
     decoded.items()
     decoded.entries()
+    other = ShoppingList("other").add_item("Milk", 2)
+    other.set_title("Other")
+    decoded.copy().merge(other)
+    other.merge(decoded)
+    assert other.copy() == other
     again = decoded.to_bytes()
     assert ShoppingList.from_bytes(again) == decoded
     assert ShoppingList.from_bytes(again).to_bytes() == again
@@ -131,3 +137,27 @@ def test_items_in_another_order_decode_to_the_same_list() -> None:
     fields[5].reverse()
     assert ShoppingList.from_bytes(packed(fields)) == state
     assert ShoppingList.from_bytes(packed(fields)).to_bytes() == state.to_bytes()
+
+
+def test_an_item_name_holding_a_nul_character_is_rejected_when_written_and_when_decoded() -> None:
+    with pytest.raises(ValueError):
+        ShoppingList("A").add_item("Mi\x00lk")
+    fields = msgpack.unpackb(ShoppingList("A").add_item("Milk").to_bytes())
+    fields[5][0][0][3] = "Mi\x00lk"
+    with pytest.raises(DecodeError):
+        ShoppingList.from_bytes(packed(fields))
+
+
+def test_two_writes_sharing_one_dot_are_rejected_instead_of_corrupting_the_dot_index() -> None:
+    state = ShoppingList("A")
+    state.add_item("Milk")
+    state.add_item("Eggs")
+    state.set_title("Shop")
+    fields = msgpack.unpackb(state.to_bytes())  # items sorted by key: eggs (dot 2), milk (dot 1)
+    shared_by_items = msgpack.unpackb(packed(fields))
+    shared_by_items[5][0][0][1] = shared_by_items[5][1][0][1]
+    shared_by_title = msgpack.unpackb(packed(fields))
+    shared_by_title[4][1] = shared_by_title[5][0][0][1]
+    for broken in (shared_by_items, shared_by_title):
+        with pytest.raises(DecodeError):
+            ShoppingList.from_bytes(packed(broken))
