@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -632,7 +632,15 @@ class NodeService:
         }
 
 
-def _refused_hint(message: Message, members: Mapping[str, object]) -> Message | None:
+def _decoded(body: bytes) -> ShoppingList | None:
+    """Return the list state `body` encodes, or None if it is not one (the sender's fault)."""
+    try:
+        return ShoppingList.from_bytes(body, new_replica_id())
+    except ValueError:
+        return None
+
+
+def _refused_hint(message: Message, members: dict[str, Any]) -> Message | None:
     """Return the error answering a REPLICATE whose `hint_for` names no member (a hint nobody will ever
     collect would stay on disk for good), or None when the message may be served."""
     if message.kind is not Kind.REPLICATE or "hint_for" not in message.fields:
@@ -643,14 +651,6 @@ def _refused_hint(message: Message, members: Mapping[str, object]) -> Message | 
     if hint_for not in members:
         return error(message.request_id, ErrorCode.BAD_REQUEST, f"no member is called {hint_for[:200]!r}")
     return None
-
-
-def _decoded(body: bytes) -> ShoppingList | None:
-    """Return the list state `body` encodes, or None if it is not one (the sender's fault)."""
-    try:
-        return ShoppingList.from_bytes(body, new_replica_id())
-    except ValueError:
-        return None
 
 
 async def serve_node(
