@@ -505,8 +505,11 @@ def fuzz(
     messages: int,
     rng: random.Random,
     tally: Tally,
+    only: str | None = None,
 ) -> float:
-    """Send `messages` hostile messages spread over the targets' sockets; return the seconds it took."""
+    """Send `messages` hostile messages spread over the targets' sockets (of category `only`, else of
+    every category in proportion to WEIGHTS); return the seconds it took."""
+    categories, weights = ((only,), (1,)) if only else (CATEGORIES, WEIGHTS)
     senders = [
         Sender(target, endpoint, mode, open_socket(context, endpoint))
         for target, endpoints in targets.items()
@@ -517,7 +520,7 @@ def fuzz(
     report_every = max(1000, messages // 40)
     for number in range(1, messages + 1):
         sender = senders[number % len(senders)]
-        category = rng.choices(CATEGORIES, WEIGHTS)[0]
+        category = rng.choices(categories, weights)[0]
         frames = GENERATORS[category](rng, sender.target, corpus)
         if send_one(context, sender, frames, tally):
             tally.sent[(sender.target, category)] += 1
@@ -636,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed (the run is reproducible per seed)")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 5,000 messages, small lists")
     parser.add_argument("--keep", action="store_true", help="keep the cluster's data directory and log")
+    parser.add_argument(
+        "--only", choices=CATEGORIES, help="send only this category (to find what costs memory)"
+    )
     arguments = parser.parse_args(argv)
     arguments.size = "quick" if arguments.quick else "full"
     arguments.warm_up = 1_000 if arguments.quick else 10_000
@@ -662,7 +668,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sending {messages:,} hostile messages (seed {arguments.seed}) ...", flush=True)
             tally = Tally()
             with PeakSampler(watched):
-                elapsed = fuzz(context, {"proxy": proxies[:1], "node": nodes}, corpus, messages, rng, tally)
+                elapsed = fuzz(
+                    context,
+                    {"proxy": proxies[:1], "node": nodes},
+                    corpus,
+                    messages,
+                    rng,
+                    tally,
+                    arguments.only,
+                )
                 for endpoint in (proxies[0], nodes[0]):
                     over_the_limit(
                         context,
