@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from crdt import ShoppingList
@@ -51,6 +52,8 @@ UNION ALL
 SELECT NULL::bytea, record FROM items
 WHERE list_id = %(list_id)s AND EXISTS (SELECT 1 FROM lists WHERE list_id = %(list_id)s)
 """
+REFUSED_WRITES = (psycopg.DataError, psycopg.IntegrityError)
+"""Errors that say the database refused what one write holds, rather than that it is unreachable."""
 CACHE_LISTS = 2048
 MAX_BATCH = 256
 
@@ -296,10 +299,12 @@ class Storage:
                 await self._write_batch(batch)
             except Exception as problem:  # the environment's fault (database down): each writer hears it
                 log.error("group commit of %d writes failed: %s", len(batch), problem)
-                if len(batch) == 1:
-                    _settle(batch[0], problem)
+                if len(batch) == 1 or not isinstance(problem, REFUSED_WRITES):
+                    for job in batch:
+                        _settle(job, problem)
                     continue
-                # One write the database refuses must not fail the others: try each alone.
+                # One write the database refuses must not fail the others: try each alone. (Not when the
+                # database is down or out of connections: trying each alone would only wait longer.)
                 for job in batch:
                     try:
                         await self._write_batch([job])
