@@ -54,10 +54,13 @@ EMPTY_ITEM = Item()
 def clean_name(name: object) -> str:
     """Return `name` trimmed, with inner whitespace collapsed to single spaces.
 
-    Raises ValueError if it is not a str, is empty after trimming, or is longer than MAX_NAME_LENGTH.
+    Raises ValueError if it is not a str, holds a NUL character (no text column of a database can store
+    one, and the name is the item's key), is empty after trimming, or is longer than MAX_NAME_LENGTH.
     """
     if not isinstance(name, str):
         raise ValueError(f"an item name must be a str, not {type(name).__name__}")
+    if "\x00" in name:
+        raise ValueError("an item name cannot contain a NUL character")
     cleaned = " ".join(name.split())
     if not cleaned:
         raise ValueError("an item name cannot be empty")

@@ -316,6 +316,12 @@ class ShoppingList:
         key, item = _decode_item(fields, table, self._context, version)
         if key in self._items:
             codec.fail(f"item {key!r} is listed twice")
+        dots = item.register_dots()
+        # Every write has a dot of its own: two registers sharing one would corrupt the dot index.
+        if len(set(dots)) != len(dots) or any(dot in self._dot_owner for dot in dots):
+            codec.fail(f"item {key!r}: a write's dot is used by another write")
+        if any(dot in dots for dot in self._title.dots()):
+            codec.fail(f"item {key!r}: a write's dot is used by the title")
         self._store(key, item)
 
     # ----- internals -------------------------------------------------------------------------------

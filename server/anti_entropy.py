@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from protocol.messages import LIST_ID_PATTERN
 from server.merkle import DEPTH, EMPTY, DigestTree, children_of, place_of
 
 MAX_NODES_PER_ASK = 512
@@ -138,19 +139,87 @@ def answer_digest(tree: DigestTree, nodes: object) -> dict[str, Any]:
 
 
 def _parse_nodes(nodes: object, partitions: int) -> list[tuple[int, int, int, int]]:
-    if not isinstance(nodes, list) or len(nodes) > MAX_NODES_PER_ASK:
-        raise ValueError(f"`nodes` must be a list of at most {MAX_NODES_PER_ASK} tree nodes")
     parsed = []
-    for node in nodes:
-        if not isinstance(node, list) or len(node) != 4 or not all(type(value) is int for value in node):
-            raise ValueError("a tree node is [partition, level, index, hash] of integers")
-        partition, level, index, value = node
-        if not (0 <= partition < partitions and 0 <= level <= DEPTH and 0 <= index < 16**level):
-            raise ValueError(f"tree node {node[:3]} is out of range")
-        if not 0 <= value < 2**64:
-            raise ValueError("a tree hash is a 64-bit unsigned integer")
-        parsed.append((partition, level, index, value))
+    for node in _parse_array(nodes, "`nodes`", MAX_NODES_PER_ASK):
+        partition, level, index = _parse_place(node, 4, partitions, _ALL_LEVELS)
+        parsed.append((partition, level, index, _parse_hash(node[3], "a tree hash")))
     return parsed
+
+
+_ALL_LEVELS = range(DEPTH + 1)
+_MAX_REPLY_ARRAY = 4096  # the wire codec's limit for any array in a header
+
+
+def _parse_array(value: object, what: str, limit: int = _MAX_REPLY_ARRAY) -> list[Any]:
+    if not isinstance(value, list) or len(value) > limit:
+        raise ValueError(f"{what} must be a list of at most {limit} tree nodes")
+    return value
+
+
+def _parse_place(node: object, width: int, partitions: int, levels: range) -> tuple[int, int, int]:
+    """Return the [partition, level, index] a tree node of `width` values starts with, checked to be in
+    range. Raises ValueError (the sender's fault) otherwise."""
+    if not isinstance(node, list) or len(node) != width:
+        raise ValueError(f"a tree node is a list of {width} values")
+    partition, level, index = node[:3]
+    if not all(type(value) is int for value in (partition, level, index)):
+        raise ValueError("a tree node's partition, level and index are integers")
+    if not (0 <= partition < partitions and level in levels and 0 <= index < 16**level):
+        raise ValueError(f"tree node {node[:3]} is out of range")
+    return partition, level, index
+
+
+def _parse_hash(value: object, what: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**64:
+        raise ValueError(f"{what} is a 64-bit unsigned integer")
+    return value
+
+
+def _parse_listed(listed: object) -> dict[str, int]:
+    if not isinstance(listed, list):
+        raise ValueError("the lists under a tree node are a list of [list id, digest]")
+    parsed: dict[str, int] = {}
+    for entry in listed:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise ValueError("a listed entry is [list id, digest]")
+        list_id, digest = entry
+        if not isinstance(list_id, str) or not LIST_ID_PATTERN.fullmatch(list_id):
+            raise ValueError("a listed list id must match the list id pattern")
+        parsed[list_id] = _parse_hash(digest, "a list digest")
+    return parsed
+
+
+@dataclass(frozen=True)
+class DigestReply:
+    """The fields of a DIGEST_REPLY, checked: nodes expanded, their children's hashes, the lists under
+    nodes listed whole, and the asked nodes left for another round."""
+
+    expanded: list[tuple[int, int, int]]
+    children: dict[tuple[int, int, int], int]
+    entries: list[tuple[int, int, int, dict[str, int]]]
+    more: list[tuple[int, int, int, int]]
+
+
+def parse_digest_reply(fields: object, partitions: int) -> DigestReply:
+    """Return the DIGEST_REPLY `fields` (as `answer_digest` makes them). Raises ValueError (the sender's
+    fault) when one is missing, out of range or of the wrong type."""
+    if not isinstance(fields, dict) or not all(
+        key in fields for key in ("expanded", "children", "entries", "more")
+    ):
+        raise ValueError("a digest reply has `expanded`, `children`, `entries` and `more`")
+    expanded = [
+        _parse_place(node, 3, partitions, range(DEPTH))
+        for node in _parse_array(fields["expanded"], "`expanded`")
+    ]
+    children: dict[tuple[int, int, int], int] = {}
+    for node in _parse_array(fields["children"], "`children`"):
+        place = _parse_place(node, 4, partitions, range(1, DEPTH + 1))
+        children[place] = _parse_hash(node[3], "a tree hash")
+    entries = []
+    for node in _parse_array(fields["entries"], "`entries`"):
+        partition, level, index = _parse_place(node, 4, partitions, _ALL_LEVELS)
+        entries.append((partition, level, index, _parse_listed(node[3])))
+    return DigestReply(expanded, children, entries, _parse_nodes(fields["more"], partitions))
 
 
 # ----- the initiator's side ----------------------------------------------------------------------------
@@ -268,15 +337,16 @@ class AntiEntropy:
     def on_reply(self, now: float, exchange_id: int, fields: dict[str, Any]) -> list[Action]:
         """The peer answered a DIGEST ask of exchange `exchange_id`."""
         exchange = self._exchanges.get(exchange_id)
-        if exchange is None:
-            return []
+        if exchange is None or exchange.asking <= 0:
+            return []  # a late, replayed or unasked-for reply
         exchange.asking -= 1
         exchange.last_progress = now
         try:
-            self._compare(exchange, fields)
-        except (ValueError, TypeError, KeyError):
+            reply = parse_digest_reply(fields, self.tree.partitions)
+        except ValueError:
             self._fail(now, exchange)  # the peer's fault: a reply we cannot read
             return []
+        self._compare(exchange, reply)
         return self._advance(now, exchange) + self._release_repairs()
 
     def on_ask_failed(self, now: float, exchange_id: int) -> list[Action]:
@@ -337,28 +407,23 @@ class AntiEntropy:
         self._next_due[peer] = now + self.interval
         return self._advance(now, exchange)
 
-    def _compare(self, exchange: Exchange, fields: dict[str, Any]) -> None:
+    def _compare(self, exchange: Exchange, reply: DigestReply) -> None:
         tree = self.tree
-        theirs_children: dict[NodeRef, int] = {}
-        for partition, level, index, value in fields.get("children", []):
-            theirs_children[(int(partition), int(level), int(index))] = int(value)
-        for partition, level, index in fields.get("expanded", []):
-            if int(partition) not in exchange.modes:
-                continue
-            for child in children_of(int(level), int(index)):
-                ref = (int(partition), int(level) + 1, child)
-                mine = tree.hash_at(*ref)
-                if theirs_children.get(ref, EMPTY) != mine:
-                    exchange.to_ask.append([*ref, mine])
-        for partition, level, index, listed in fields.get("entries", []):
-            partition = int(partition)
+        for partition, level, index in reply.expanded:
             if partition not in exchange.modes:
                 continue
-            theirs = {str(list_id): int(digest) for list_id, digest in listed}
-            held = tree.entries_under(partition, int(level), int(index))
+            for child in children_of(level, index):
+                ref = (partition, level + 1, child)
+                mine = tree.hash_at(*ref)
+                if reply.children.get(ref, EMPTY) != mine:
+                    exchange.to_ask.append([*ref, mine])
+        for partition, level, index, theirs in reply.entries:
+            if partition not in exchange.modes:
+                continue
+            held = tree.entries_under(partition, level, index)
             self._plan_repairs(exchange, partition, held, theirs)
-        for node in fields.get("more", []):
-            exchange.to_ask.append([int(value) for value in node])
+        for node in reply.more:
+            exchange.to_ask.append(list(node))
 
     def _plan_repairs(
         self, exchange: Exchange, partition: int, mine: dict[str, int], theirs: dict[str, int]

@@ -22,6 +22,7 @@ the digest alone when they agree (the answer also tells the watcher that member 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -78,6 +79,22 @@ class Rumour:
         return [*self.record.to_wire(), int(self.claim)]
 
 
+_RUMOURS: dict[tuple[MemberRecord, Claim], Rumour] = {}
+_MAX_RUMOURS = 65_536
+
+
+def rumour_of(record: MemberRecord, claim: Claim) -> Rumour:
+    """Return the rumour (record, claim), one shared object per value (rumours are immutable, and equal
+    ones met again, as in a SYNC, are then recognised by identity before any comparison)."""
+    key = (record, claim)
+    rumour = _RUMOURS.get(key)
+    if rumour is None:
+        if len(_RUMOURS) >= _MAX_RUMOURS:
+            _RUMOURS.clear()
+        rumour = _RUMOURS[key] = Rumour(record, claim)
+    return rumour
+
+
 @dataclass(frozen=True)
 class Ping:
     """Are you alive? Carries the sender's digest and recent rumours."""
@@ -120,13 +137,36 @@ GossipMessage = Ping | Ack | PingRequest | Sync
 
 def wire_size(message: GossipMessage) -> int:
     """Return the msgpack size of `message` (as `wire_form` packs it), from its rumours' cached sizes."""
+    rest: list[Any]
     if isinstance(message, Sync):
         rumours, rest = message.rumours, ["sync", [], message.digest, message.answer]
+    elif isinstance(message, Ping):
+        rumours, rest = message.news, ["ping", message.seq, message.digest, []]
+    elif isinstance(message, Ack):
+        rumours, rest = message.news, ["ack", message.seq, message.about, message.digest, []]
     else:
-        rumours, rest = message.news, [*wire_form(message)[:-1], []]
+        rumours, rest = message.news, ["ping_req", message.seq, message.target, []]
     count = len(rumours)
     array_header = 1 if count < 16 else 3 if count < 65536 else 5
-    return len(msgpack.packb(rest)) - 1 + array_header + sum(r.wire_size for r in rumours)
+    return len(msgpack.packb(rest)) - 1 + array_header + _rumours_size(rumours)
+
+
+_SIZES: dict[int, tuple[tuple[Rumour, ...], int]] = {}
+
+
+def _rumours_size(rumours: tuple[Rumour, ...]) -> int:
+    """Return the summed wire size of `rumours`; a whole table (a SYNC's, sent again and again while
+    the table stays the same) is summed once per tuple object, held here so its id is not reused."""
+    if len(rumours) < 64:
+        return sum(r.wire_size for r in rumours)
+    known = _SIZES.get(id(rumours))
+    if known is not None and known[0] is rumours:
+        return known[1]
+    if len(_SIZES) >= 4096:
+        _SIZES.clear()
+    size = sum(r.wire_size for r in rumours)
+    _SIZES[id(rumours)] = (rumours, size)
+    return size
 
 
 def wire_form(message: GossipMessage) -> list[Any]:
@@ -181,6 +221,63 @@ class _Relay:
     target: str
 
 
+class _News:
+    """Members whose rumour is still to be piggybacked, each with the sends it has left. `take` returns
+    those with the most sends left (ties by member id) and counts the send: the same choice as sorting
+    every entry by (-left, member), kept in per-count sorted lists instead, because during churn there
+    are hundreds of entries and every message takes a few."""
+
+    def __init__(self) -> None:
+        self._left: dict[str, int] = {}
+        self._by_left: dict[int, list[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._left)
+
+    def __len__(self) -> int:
+        return len(self._left)
+
+    def put(self, node: str, left: int) -> None:
+        """Give `node`'s rumour `left` more sends (replacing what it had)."""
+        old = self._left.get(node)
+        if old is not None:
+            self._unfile(node, old)
+        self._left[node] = left
+        bisect.insort(self._by_left.setdefault(left, []), node)
+
+    def take(self, count: int) -> list[str]:
+        """Return up to `count` members, most sends left first, and take one send from each."""
+        chosen: list[str] = []
+        taken: list[tuple[int, list[str]]] = []
+        for left in sorted(self._by_left, reverse=True):
+            bucket = self._by_left[left]
+            first = bucket[: count - len(chosen)]
+            del bucket[: len(first)]  # a bucket's first members are the ones taken: one slice each
+            if not bucket:
+                del self._by_left[left]
+            taken.append((left, first))
+            chosen += first
+            if len(chosen) == count:
+                break
+        for left, nodes in taken:  # filed one lower only now, so none is taken twice
+            if left <= 1:
+                for node in nodes:
+                    del self._left[node]
+                continue
+            for node in nodes:
+                self._left[node] = left - 1
+            lower = self._by_left.setdefault(left - 1, [])
+            lower += nodes
+            lower.sort()
+        return chosen
+
+    def _unfile(self, node: str, left: int) -> None:
+        bucket = self._by_left[left]
+        del bucket[bisect.bisect_left(bucket, node)]
+        if not bucket:
+            del self._by_left[left]
+
+
 @dataclass
 class _Counters:
     probes: int = 0
@@ -216,14 +313,16 @@ class Gossip:
         self.settings = settings or GossipSettings()
         self.rumours: dict[str, Rumour] = {}
         self.digest = 0
-        self.news: dict[str, int] = {}
+        self.news = _News()
         self.counters = _Counters()
         self._rounds = _Rounds(next_round=now + chooser.random() * self.settings.interval)
         self._probes: list[_Probe] = []
         self._relays: dict[int, _Relay] = {}
         self._suspicions: dict[str, float] = {}
         self._seq = 0
-        self._store(Rumour(membership.me, Claim.ALIVE))
+        self._alive_sorted: list[str] | None = None
+        self._table: tuple[Rumour, ...] | None = None
+        self._store(rumour_of(membership.me, Claim.ALIVE))
 
     # ----- events ----------------------------------------------------------------------------------
 
@@ -308,13 +407,17 @@ class Gossip:
     def _ask_others(self, probe: _Probe) -> list[Outgoing]:
         if self.claim(probe.target) is Claim.DEAD:
             return []
-        helpers = sorted(
-            node
-            for node, r in self.rumours.items()
-            if node not in (self.me, probe.target) and r.claim is Claim.ALIVE
-        )
+        helpers = [node for node in self._alive_others() if node != probe.target]
         chosen = self.random.sample(helpers, min(self.settings.indirect_probes, len(helpers)))
         return [Outgoing(node, PingRequest(probe.seq, probe.target, self._take_news())) for node in chosen]
+
+    def _alive_others(self) -> list[str]:
+        """Return the other members claimed alive, sorted (remembered until the table changes)."""
+        if self._alive_sorted is None:
+            self._alive_sorted = sorted(
+                node for node, r in self.rumours.items() if node != self.me and r.claim is Claim.ALIVE
+            )
+        return self._alive_sorted
 
     def _relay(self, asker: str, request: PingRequest) -> list[Outgoing]:
         self._seq += 1
@@ -342,7 +445,7 @@ class Gossip:
         if rumour is None or rumour.claim is not Claim.ALIVE:
             return
         self.counters.suspected[node] += 1
-        self._learn(now, [Rumour(rumour.record, Claim.SUSPECT)])
+        self._learn(now, [rumour_of(rumour.record, Claim.SUSPECT)])
 
     def _expire_suspicions(self, now: float) -> None:
         for node, deadline in list(self._suspicions.items()):
@@ -350,7 +453,7 @@ class Gossip:
                 del self._suspicions[node]
                 rumour = self.rumours[node]
                 if rumour.claim is Claim.SUSPECT:
-                    self._learn(now, [Rumour(rumour.record, Claim.DEAD)])
+                    self._learn(now, [rumour_of(rumour.record, Claim.DEAD)])
 
     # ----- the table -------------------------------------------------------------------------------
 
@@ -359,12 +462,15 @@ class Gossip:
         only what updates a member we knew: a joiner loading the table has nothing new to tell."""
         changed: list[Rumour] = []
         refuted = False
+        me, known = self.me, self.rumours.get
         for rumour in rumours:
             node = rumour.record.node_id
-            if node == self.me:
+            current = known(node)
+            if current is rumour:  # the very rumour we hold (a SYNC of an agreeing table is mostly these)
+                continue
+            if node == me:
                 refuted |= self._hear_about_myself(rumour)
                 continue
-            current = self.rumours.get(node)
             if current is not None and rumour.precedence <= current.precedence:
                 continue
             self._store(rumour, spread=current is not None or not bulk)
@@ -379,7 +485,7 @@ class Gossip:
             return False
         self.counters.refutations += 1
         record = self.membership.reincarnate(rumour.record.incarnation + 1)
-        self._store(Rumour(record, Claim.ALIVE))
+        self._store(rumour_of(record, Claim.ALIVE))
         return True
 
     def _store(self, rumour: Rumour, *, spread: bool = True) -> None:
@@ -389,8 +495,9 @@ class Gossip:
             self.digest ^= current.fingerprint
         self.rumours[node] = rumour
         self.digest ^= rumour.fingerprint
+        self._alive_sorted = self._table = None
         if spread:
-            self.news[node] = self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1))
+            self.news.put(node, self.settings.retransmit_factor * math.ceil(math.log2(len(self.rumours) + 1)))
 
     def _apply_to_membership(self, now: float, rumours: list[Rumour]) -> None:
         apply_rumours(self.membership, now, rumours)
@@ -404,14 +511,7 @@ class Gossip:
         """Return the rumours sent least often so far (at most `news_per_message`), counting this send."""
         if not self.news:
             return ()
-        chosen = sorted(self.news.items(), key=lambda item: (-item[1], item[0]))
-        chosen = chosen[: self.settings.news_per_message]
-        for node, left in chosen:
-            if left <= 1:
-                del self.news[node]
-            else:
-                self.news[node] = left - 1
-        return tuple(self.rumours[node] for node, _ in chosen)
+        return tuple(self.rumours[node] for node in self.news.take(self.settings.news_per_message))
 
     # ----- anti-entropy ----------------------------------------------------------------------------
 
@@ -430,7 +530,9 @@ class Gossip:
         return [Outgoing(self.random.choice(sorted(self.seeds)), self._sync_message(answer=True))]
 
     def _sync_message(self, *, answer: bool) -> Sync:
-        return Sync(tuple(r for _, r in sorted(self.rumours.items())), self.digest, answer)
+        if self._table is None:  # remembered until the table changes
+            self._table = tuple(r for _, r in sorted(self.rumours.items()))
+        return Sync(self._table, self.digest, answer)
 
     def _on_sync(self, now: float, sender: str, sync: Sync) -> list[Outgoing]:
         self._learn(now, sync.rumours, bulk=True)

@@ -264,6 +264,10 @@ class NodeService:
         elif kind is Kind.READ:
             self._apply(self.core.on_read(now, identity, message))
         elif kind in (Kind.REPLICATE, Kind.FETCH):
+            refusal = _refused_hint(message, self.membership.table)
+            if refusal is not None:
+                self._answer(identity, refusal)
+                return
             self._spawn(self._serve_replica(identity, message, delta))
         elif kind in GOSSIP:
             self._on_gossip(now, message, identity)
@@ -750,6 +754,19 @@ def _decoded(body: bytes) -> ShoppingList | None:
         return ShoppingList.from_bytes(body, new_replica_id())
     except ValueError:
         return None
+
+
+def _refused_hint(message: Message, members: dict[str, Any]) -> Message | None:
+    """Return the error answering a REPLICATE whose `hint_for` names no member (a hint nobody will ever
+    collect would stay on disk for good), or None when the message may be served."""
+    if message.kind is not Kind.REPLICATE or "hint_for" not in message.fields:
+        return None
+    hint_for = message.fields["hint_for"]
+    if not isinstance(hint_for, str):
+        return error(message.request_id, ErrorCode.MALFORMED, "`hint_for` must be a node id")
+    if hint_for not in members:
+        return error(message.request_id, ErrorCode.BAD_REQUEST, f"no member is called {hint_for[:200]!r}")
+    return None
 
 
 async def serve_node(

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from crdt import ShoppingList
@@ -51,6 +52,8 @@ UNION ALL
 SELECT NULL::bytea, record FROM items
 WHERE list_id = %(list_id)s AND EXISTS (SELECT 1 FROM lists WHERE list_id = %(list_id)s)
 """
+REFUSED_WRITES = (psycopg.DataError, psycopg.IntegrityError)
+"""Errors that say the database refused what one write holds, rather than that it is unreachable."""
 CACHE_LISTS = 2048
 MAX_BATCH = 256
 
@@ -296,13 +299,22 @@ class Storage:
                 await self._write_batch(batch)
             except Exception as problem:  # the environment's fault (database down): each writer hears it
                 log.error("group commit of %d writes failed: %s", len(batch), problem)
+                if len(batch) == 1 or not isinstance(problem, REFUSED_WRITES):
+                    for job in batch:
+                        _settle(job, problem)
+                    continue
+                # One write the database refuses must not fail the others: try each alone. (Not when the
+                # database is down or out of connections: trying each alone would only wait longer.)
                 for job in batch:
-                    if job.done and not job.done.done():
-                        job.done.set_exception(problem)
+                    try:
+                        await self._write_batch([job])
+                    except Exception as alone:
+                        _settle(job, alone)
+                    else:
+                        _settle(job, None)
                 continue
             for job in batch:
-                if job.done and not job.done.done():
-                    job.done.set_result(None)
+                _settle(job, None)
 
     async def _write_batch(self, batch: list[_Job]) -> None:
         """Write every job of `batch` in one statement: one round trip, one transaction, one WAL flush."""
@@ -378,3 +390,13 @@ class Storage:
                 await cur.execute("DELETE FROM lists WHERE list_id = ANY(%s)", (deletes_lists,))
             if hints:
                 await cur.executemany("INSERT INTO hints (target, list_id, body) VALUES (%s, %s, %s)", hints)
+
+
+def _settle(job: _Job, problem: BaseException | None) -> None:
+    """Tell the writer waiting on `job` that it is durable, or why it is not."""
+    if job.done is None or job.done.done():
+        return
+    if problem is None:
+        job.done.set_result(None)
+    else:
+        job.done.set_exception(problem)

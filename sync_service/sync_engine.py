@@ -163,18 +163,20 @@ class SyncEngine:
 
     def on_push_acknowledged(self, now: float, request: int) -> list[Effect]:
         """The cloud durably holds the push `request` (W acks)."""
-        sent = self._in_flight.pop(request, None)
+        sent = self._in_flight.get(request)
         if sent is None or not sent.is_push:
-            return self._requests(now)
+            return self._requests(now)  # not a push of ours: a pull answered this way is still owed
+        del self._in_flight[request]
         for outbox_id in sent.outbox_ids:
             self.pending.pop(outbox_id, None)
         return [Acknowledge(sent.outbox_ids), *self._succeeded(now)]
 
     def on_pull_reply(self, now: float, request: int, state: bytes | None) -> list[Effect]:
         """The cloud answered a pull: `state` is the list's bytes, or None when the cloud has none yet."""
-        sent = self._in_flight.pop(request, None)
+        sent = self._in_flight.get(request)
         if sent is None or sent.is_push:
-            return self._requests(now)
+            return self._requests(now)  # not a pull of ours: a push answered this way is still unacknowledged
+        del self._in_flight[request]
         effects: list[Effect] = [ApplyRemote(sent.list_id, state)] if state is not None else []
         return effects + self._succeeded(now)
 

@@ -13,7 +13,7 @@ from server.node_core import Config
 from server.ring import Ring, build_ring
 from server.sim.events import EventQueue
 from server.sim.network import LinkModel, Network
-from server.sim.nodes import Disk, SimClient, SimNode, SimProxy, message_size
+from server.sim.nodes import Disk, SimClient, SimNode, SimProxy, message_size, table_sync
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,9 @@ class SimCluster:
         for name in names:
             self._start(name, seeds=names[:3])
         records = [self.nodes[name].membership.me for name in names]
+        table = table_sync([record for record in records if record is not None])
         for name in names:
-            self.nodes[name].know([record for record in records if record is not None])
+            self.nodes[name].know(table)
         return names
 
     def join(self, name: str, seeds: list[str]) -> SimNode:

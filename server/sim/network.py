@@ -74,7 +74,7 @@ class Network:
         traffic = self.traffic
         traffic.messages[kind] += 1
         traffic.bytes[kind] += size
-        if not self.reachable(source, destination):
+        if self.partitions and not self.reachable(source, destination):
             traffic.cut += 1
             return
         model = self.model

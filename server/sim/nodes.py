@@ -14,7 +14,7 @@ import msgpack
 
 from crdt import ShoppingList
 from protocol.messages import ErrorCode, Kind, Message, error, reply
-from server.gossip import Gossip, GossipMessage, Outgoing, Watcher
+from server.gossip import Claim, Gossip, GossipMessage, Outgoing, Sync, Watcher, rumour_of
 from server.membership import MemberRecord, Membership
 from server.node_core import Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.proxy_core import ProxyCore, ProxyEffect, ToClient, ToNode
@@ -85,9 +85,10 @@ class SimNode:
         self._reschedule()
         self.cluster.queue.after(HANDOFF_EVERY, f"handoff {self.node_id}", self._handoff_round)
 
-    def know(self, records: list[MemberRecord]) -> None:
-        """Load a member table at start (a static bootstrap, all members alive)."""
-        self._after_gossip(self.gossip.on_message(self.cluster.queue.now, self.node_id, _sync(records)))
+    def know(self, table: GossipMessage) -> None:
+        """Load a member table at start (a static bootstrap, all members alive: `table_sync(records)`,
+        built once and shared, as every node loads the same one)."""
+        self._after_gossip(self.gossip.on_message(self.cluster.queue.now, self.node_id, table))
 
     # ----- gossip ----------------------------------------------------------------------------------
 
@@ -238,10 +239,9 @@ class SimNode:
         return len(self.disk.hints)
 
 
-def _sync(records: list[MemberRecord]) -> GossipMessage:
-    from server.gossip import Claim, Rumour, Sync
-
-    return Sync(tuple(Rumour(record, Claim.ALIVE) for record in records), 0, False)
+def table_sync(records: list[MemberRecord]) -> GossipMessage:
+    """Return a SYNC holding `records`, every one alive."""
+    return Sync(tuple(rumour_of(record, Claim.ALIVE) for record in records), 0, False)
 
 
 class SimProxy:

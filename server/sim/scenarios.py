@@ -1,19 +1,21 @@
 """The scale scenarios of docs/scale.md run on the simulator: bootstrap ownership, one join, a mass crash
-under loss, a rolling restart under load and a healed 50/50 split. Scenario (f), anti-entropy, needs the
-replica digest core of the ring-maintenance work; docs/scale.md says where it plugs in."""
+under loss, a rolling restart under load, a healed 50/50 split, and anti-entropy over many lists."""
 
 from __future__ import annotations
 
 import itertools
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 
 import msgpack
 
+from protocol.messages import Kind, Message
 from server.membership import Liveness, MemberRecord
-from server.ring import Ring
+from server.ring import Ring, build_ring
 from server.sim.cluster import ClusterSettings, SimCluster, node_name
 from server.sim.network import LinkModel
+from server.sim.repair import RepairWorld, Traffic, base_state, wire_bytes
 
 SAMPLES_PER_ROUND = 4
 
@@ -142,6 +144,7 @@ class Join:
     optimal: float
     replica_moves: int
     moved_if_id_sorts_first: int
+    moved_if_id_sorts_middle: int
     gossip_bytes_per_node_round: float
     run: RunStats
 
@@ -164,6 +167,7 @@ def join(nodes: int, partitions: int, seed: int = 1, limit_rounds: int = 200) ->
     _, bytes_after = _gossip_totals(cluster)
     before, after = cluster.ring_for(names), cluster.ring_for([*names, newcomer])
     first = cluster.ring_for([*names, "a-joiner"])
+    middle = cluster.ring_for([*names, f"{names[nodes // 2]}-joiner"])
     replicas = cluster.config.replicas
     return Join(
         nodes,
@@ -174,6 +178,7 @@ def join(nodes: int, partitions: int, seed: int = 1, limit_rounds: int = 200) ->
         partitions / (nodes + 1),
         _replica_moves(before, after, replicas),
         _moved(before, first),
+        _moved(before, middle),
         (bytes_after - bytes_before) / (nodes + 1) / max(elapsed / _round(cluster), 1e-9),
         _stats(cluster),
     )
@@ -476,3 +481,86 @@ def split(
     sampler = _Sampler(cluster)
     sampler.run_until(heal)
     return _load_result(cluster, sampler, heal, settle_limit)
+
+
+# ----- (f) anti-entropy --------------------------------------------------------------------------------
+
+REPAIR_KINDS = {"fetch", "state", "replicate", "ok"}
+DIGEST_KINDS = {"digest", "digest_reply"}
+
+
+@dataclass
+class AntiEntropyRun:
+    """(f) Anti-entropy repairs lists one replica got and the others missed."""
+
+    nodes: int
+    lists: int
+    partitions: int
+    diverged: int
+    seconds_to_agree: float | None
+    digest_messages: int
+    digest_bytes: int
+    repair_messages: int
+    repair_bytes: int
+    lists_repaired: int
+    exchanges: int
+    exchanges_failed: int
+    in_sync_messages_per_second: float
+    in_sync_bytes_per_second: float
+    copy_bytes: int  # one list's state on the wire: what shipping every copy would cost per copy
+    run: RunStats
+
+    def bytes_per_repaired_list(self) -> float:
+        """Return all bytes until agreement over the lists that differed."""
+        return (self.digest_bytes + self.repair_bytes) / max(self.diverged, 1)
+
+
+def anti_entropy(
+    nodes: int,
+    lists: int,
+    partitions: int,
+    seed: int = 1,
+    divergence: float = 0.001,
+    limit: float = 300.0,
+    in_sync_window: float = 10.0,
+) -> AntiEntropyRun:
+    """Load `lists` lists on `nodes` nodes (N copies each), give one copy of `divergence` of them a
+    write the others missed, run every node's anti-entropy until all copies agree, then measure the
+    traffic of `in_sync_window` s with nothing left to repair."""
+    replicas = 3
+    world = RepairWorld(build_ring([node_name(i) for i in range(nodes)], partitions), replicas, seed)
+    list_ids = world.load(lists)
+    chooser = random.Random(f"{seed}:diverge")
+    diverged = sorted(chooser.sample(list_ids, max(1, round(lists * divergence))))
+    world.diverge(diverged, chooser)
+    world.start()
+    agreed: float | None = None
+    while world.queue.now < limit:
+        world.queue.run_until(world.queue.now + 1.0)
+        if world.agree(diverged):
+            agreed = world.queue.now
+            break
+    digest, repair = Traffic.of(world.network, DIGEST_KINDS), Traffic.of(world.network, REPAIR_KINDS)
+    totals = world.totals()
+    before = Traffic.of(world.network)
+    world.queue.run_until(world.queue.now + in_sync_window)
+    after = Traffic.of(world.network)
+    sample = Message(Kind.STATE, "f1", {}, base_state(list_ids[0]).to_bytes())
+    return AntiEntropyRun(
+        nodes,
+        lists,
+        partitions,
+        len(diverged),
+        agreed,
+        digest.messages,
+        digest.bytes,
+        repair.messages,
+        repair.bytes,
+        totals["lists_repaired"],
+        totals["exchanges"],
+        totals["exchanges_failed"],
+        (after.messages - before.messages) / in_sync_window,
+        (after.bytes - before.bytes) / in_sync_window,
+        wire_bytes(sample),
+        RunStats(seed, world.queue.processed, world.queue.now, world.queue.trace_hash()),
+    )

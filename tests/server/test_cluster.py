@@ -342,6 +342,22 @@ def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
     assert _answers_ping(endpoint)
 
 
+@pytest.mark.parametrize(
+    ("hint_for", "code"), [("nobody", "bad_request"), ("", "bad_request"), (7, "malformed")]
+)
+def test_a_hint_for_a_node_that_is_no_member_is_refused_and_stored_nowhere(
+    cluster: Cluster, hint_for: object, code: str
+) -> None:
+    node = cluster.nodes[0]["endpoint"]
+    body = ShoppingList("stranger").add_item("Ghost").to_bytes()
+    answer = request(node, Kind.REPLICATE, 10.0, body=body, list="ghost-hints", hint_for=hint_for)
+    assert answer is not None and (answer.kind, answer.fields["code"]) == (Kind.ERROR, code)
+    status = request(node, Kind.STATUS, 10.0)
+    assert status is not None and hint_for not in status.fields["info"]["hints"]
+    stored = _fetch(node, "ghost-hints")
+    assert stored is not None and stored.is_empty()
+
+
 def test_read_repair_fixes_a_replica_that_missed_a_write(cluster: Cluster) -> None:
     lone = cluster.node(0)
     delta = ShoppingList("alice").add_item("Butter", 3)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import random
 
+import msgpack
+from hypothesis import given
+from hypothesis import strategies as st
+
 from server.gossip import (
     Ack,
     Claim,
@@ -15,9 +19,14 @@ from server.gossip import (
     PingRequest,
     Sync,
     Watcher,
+    _News,
+    rumour_of,
     wire_form,
+    wire_size,
 )
 from server.membership import Evidence, Liveness, MemberRecord, Membership
+
+NEVER = float("inf")
 
 
 def _gossip(name: str, seeds: list[str] | None = None, settings: GossipSettings | None = None) -> Gossip:
@@ -203,3 +212,46 @@ def test_a_member_answers_a_watchers_digest_with_its_digest_alone_which_proves_i
     assert answers[0].message == Sync((), nodes["n2"].digest, answer=False)
     watcher.on_message(0.2, "n2", answers[0].message)
     assert watcher.membership.is_up("n2")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["put", "take"]), st.sampled_from("abcdefgh"), st.integers(1, 6)),
+        max_size=60,
+    )
+)
+def test_news_takes_the_members_with_most_sends_left_first_ties_by_id_as_a_full_sort_would(
+    steps: list[tuple[str, str, int]],
+) -> None:
+    news, model = _News(), {}
+    for step, node, number in steps:
+        if step == "put":
+            news.put(node, number)
+            model[node] = number
+            continue
+        expected = sorted(model.items(), key=lambda item: (-item[1], item[0]))[:number]
+        assert news.take(number) == [name for name, _ in expected]
+        for name, left in expected:
+            if left <= 1:
+                del model[name]
+            else:
+                model[name] = left - 1
+        assert len(news) == len(model)
+
+
+def test_wire_size_is_the_packed_size_of_every_message_kind_and_of_a_table_sent_twice() -> None:
+    records = [
+        MemberRecord(f"n{i:03d}", f"tcp://10.0.0.{i}:7101", f"tcp://10.0.0.{i}:7102", 1) for i in range(80)
+    ]
+    rumours = tuple(rumour_of(record, Claim.ALIVE) for record in records)
+    table = Sync(rumours, 12345, True)
+    messages = [
+        Ping(7, 2**63, rumours[:5]),
+        Ack(8, "n001", 99, rumours[:32]),
+        PingRequest(9, "n002", ()),
+        table,
+        Sync(rumours, 12345, False),
+        table,
+    ]
+    for message in messages:
+        assert wire_size(message) == len(msgpack.packb(wire_form(message)))

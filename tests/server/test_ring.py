@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.ring import RingHolder, build_ring, with_node, without_node
+from server.ring import RingHolder, build_ring, load_bounds, with_node, without_node
 
 NODE_SETS = st.lists(
     st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True), min_size=3, max_size=20, unique=True
@@ -35,13 +38,32 @@ def test_every_member_derives_the_same_ring_whatever_order_it_learned_members(
     assert build_ring(nodes).successors(key) == build_ring(sorted(nodes)).successors(key)
 
 
-@given(NODE_SETS)
-def test_a_joining_node_takes_partitions_only_from_others_and_about_a_fair_share(nodes: list[str]) -> None:
-    before = build_ring(nodes)
-    after = with_node(before, "zz-new")
-    moved = [i for i in range(before.partitions) if before.owners[i] != after.owners[i]]
-    assert all(after.owners[i] == "zz-new" for i in moved)
-    assert len(moved) == before.partitions // (len(nodes) + 1)
+@given(NODE_SETS, st.sampled_from([7, 64, 256]))
+def test_every_node_owns_between_the_load_bounds(nodes: list[str], partitions: int) -> None:
+    ring = build_ring(nodes, partitions)
+    lower, upper = load_bounds(partitions, len(nodes))
+    counts = Counter(ring.owners)
+    assert all(lower <= counts[node] <= upper for node in nodes)
+
+
+@pytest.mark.parametrize("newcomer", ["a-sorts-first", "n0025-sorts-in-the-middle", "zz-sorts-last"])
+def test_a_join_moves_about_a_fair_share_wherever_the_new_id_sorts(newcomer: str) -> None:
+    nodes = [f"n{index:04d}" for index in range(50)]
+    before = build_ring(nodes, 4096)
+    after = with_node(before, newcomer)
+    moved = sum(old != new for old, new in zip(before.owners, after.owners, strict=True))
+    optimal = 4096 / 51
+    assert after.owners.count(newcomer) >= load_bounds(4096, 51)[0]
+    assert moved <= 2 * optimal
+
+
+def test_a_leave_moves_about_the_leavers_partitions() -> None:
+    nodes = [f"n{index:04d}" for index in range(50)]
+    before = build_ring(nodes, 4096)
+    after = without_node(before, "n0007")
+    moved = sum(old != new for old, new in zip(before.owners, after.owners, strict=True))
+    assert "n0007" not in after.owners
+    assert moved <= 2 * before.owners.count("n0007")
 
 
 def test_removing_a_node_hands_its_partitions_to_the_rest() -> None:

@@ -82,3 +82,19 @@ def test_hints_are_kept_per_owner_until_deleted(uri: str) -> None:
 
     with_storage(uri, write)
     with_storage(uri, hand_back)
+
+
+def test_a_write_the_database_refuses_does_not_fail_the_others_of_its_group_commit(uri: str) -> None:
+    async def scenario(storage: Storage) -> None:
+        # Queued together, so one group commit holds all three; PostgreSQL text cannot hold a NUL.
+        results = await asyncio.gather(
+            storage.add_hint("n1", "list-a", b"first"),
+            storage.add_hint("bad\x00owner", "list-a", b"refused"),
+            storage.add_hint("n1", "list-b", b"second"),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], Exception)
+        assert [body for _, _, body in await storage.hints_for("n1")] == [b"first", b"second"]
+
+    with_storage(uri, scenario)

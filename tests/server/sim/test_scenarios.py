@@ -27,10 +27,12 @@ def test_quiet_gossip_per_node_does_not_grow_with_the_cluster() -> None:
     assert large.quiet_bytes_per_node_round <= 1.2 * small.quiet_bytes_per_node_round
 
 
-def test_after_one_join_every_view_agrees_within_2_log2_n_rounds_and_the_move_is_optimal() -> None:
+def test_after_one_join_every_view_agrees_within_2_log2_n_rounds_and_about_a_fair_share_moves() -> None:
     result = scenarios.join(NODES, PARTITIONS)
     assert result.rounds_to_agree <= 2 * math.log2(NODES)
-    assert result.moved <= 1.1 * result.optimal
+    # bounded loads cost moves beyond the optimum (docs/scale.md measures them); wherever the id sorts
+    for moved in (result.moved, result.moved_if_id_sorts_first, result.moved_if_id_sorts_middle):
+        assert moved <= 2.5 * result.optimal
 
 
 def test_a_10_percent_crash_under_loss_is_detected_by_everyone_without_false_suspicions() -> None:
@@ -82,3 +84,12 @@ def test_the_trace_does_not_depend_on_python_string_hashing() -> None:
         for hash_seed in (1, 2)
     }
     assert len(traces) == 1
+
+
+def test_anti_entropy_repairs_every_missed_write_at_a_cost_that_follows_the_divergence() -> None:
+    result = scenarios.anti_entropy(NODES, 20_000, PARTITIONS, divergence=0.001, in_sync_window=2.0)
+    assert result.seconds_to_agree is not None
+    assert result.exchanges_failed == 0
+    assert result.lists_repaired >= 2 * result.diverged  # two copies of each list missed its write
+    every_copy = result.lists * 3 * result.copy_bytes
+    assert result.repair_bytes < every_copy / 100  # only the differing lists move
