@@ -27,7 +27,9 @@ import zmq
 from local_cluster import local_cluster
 
 from crdt import ShoppingList
+from protocol.endpoints import with_key
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
+from server.keys import SECRET_SUFFIX, load_secret
 
 CATEGORIES = (
     "garbage",
@@ -62,23 +64,40 @@ OVER_SOCKET_LIMIT = {"quick": 1, "full": 3}
 # ----- sockets -------------------------------------------------------------------------------------------
 
 
+MEMBER_KEYS: dict[str, tuple[bytes, bytes]] = {}
+"""endpoint -> the (public, secret) key pair to connect to it with; the nodes' endpoints get the admin's."""
+
+
 def open_socket(context: zmq.Context[Any], endpoint: str) -> zmq.Socket[Any]:
     """Return a DEALER connected to `endpoint`. All socket setup lives here: an endpoint carrying a pinned
-    CurveZMQ server key (`tcp://host:port?key=<z85>`) gets a fresh client key pair (a proxy admits any
-    client key; a node admits only member keys, so fuzzing a node over Curve needs a member's key pair
-    here instead)."""
+    CurveZMQ server key (`tcp://host:port?key=<z85>`) connects as the key pair `MEMBER_KEYS` names for it
+    (a node admits only member keys: the fuzzer speaks to nodes as the cluster's admin member), else as a
+    fresh client key pair (a proxy admits any client key)."""
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SNDHWM, 1000)
     socket.setsockopt(zmq.RCVHWM, 1000)
     address, _, query = endpoint.partition("?")
     if query.startswith("key="):
-        public, secret = zmq.curve_keypair()
+        public, secret = MEMBER_KEYS.get(endpoint) or zmq.curve_keypair()
         socket.setsockopt(zmq.CURVE_SERVERKEY, query.removeprefix("key=").encode("ascii"))
         socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
         socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
     socket.connect(address)
     return socket
+
+
+def member_endpoints(ready: dict[str, Any], data: Path) -> list[str]:
+    """Return the nodes' endpoints with their keys, and make the fuzzer connect to them as the cluster's
+    admin member (its key pair is in `data/keys`; a plain-text cluster has none)."""
+    admin = data / "keys" / f"admin{SECRET_SUFFIX}"
+    if not admin.exists():
+        return [node["endpoint"] for node in ready["nodes"]]
+    pair = load_secret(admin)
+    endpoints = [with_key(node["endpoint"], node["key"]) for node in ready["nodes"]]
+    for endpoint in endpoints:
+        MEMBER_KEYS[endpoint] = (pair.public.encode("ascii"), pair.secret.encode("ascii"))
+    return endpoints
 
 
 def ask(context: zmq.Context[Any], endpoint: str, message: Message, timeout: float = 10.0) -> Message | None:
@@ -345,7 +364,15 @@ def fill(
         for n in range(2)
     ]
     node_only.append(encode(Message(Kind.DIGEST, "replay-digest", {"nodes": [[0, 0, 0, 0], [1, 0, 0, 0]]})))
-    node_only.append(encode(Message(Kind.GOSSIP, "replay-gossip", {"members": []})))
+    node_only.append(
+        encode(
+            Message(
+                Kind.GOSSIP_SYNC,
+                "replay-gossip",
+                {"from": "fuzz", "members": [], "digest": 0, "answer": True},
+            )
+        )
+    )
     corpus = Corpus({"fuzz": deltas})
     corpus.valid = {"proxy": writes + reads * 3 + pings, "node": writes + reads + pings + node_only}
     corpus.big_headers = [
@@ -655,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"starting a local cluster in {data} ...", flush=True)
         with local_cluster(data) as ready:
-            proxies, nodes = ready["proxies"], [node["endpoint"] for node in ready["nodes"]]
+            proxies, nodes = ready["proxies"], member_endpoints(ready, data)
             watched = watch_cluster(ready)
             expected, corpus = fill(context, proxies[0], rng, 12 if arguments.quick else 60)
             before = read_back(context, proxies[0])

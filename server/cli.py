@@ -276,6 +276,9 @@ def _run_proxy(args: argparse.Namespace) -> int:
     from server.proxy_service import ProxyService, ProxySettings
 
     sockets.setup_logging(f"proxy/{args.id}", args.log_level)
+    if args.burst < 1:
+        print("shoplist-server proxy: --burst must be at least 1", file=sys.stderr)
+        return 2
     seeds = _seeds(args.seeds)
     security = _server_keys(args, "proxy", seeds)
     if security is None:
@@ -293,9 +296,6 @@ def _run_proxy(args: argparse.Namespace) -> int:
         client_hwm=args.client_hwm,
         keys=security[0],
     )
-    if settings.burst < 1:
-        print("shoplist-server proxy: --burst must be at least 1", file=sys.stderr)
-        return 2
 
     async def run() -> None:
         stop = _stop_event_on_signals()

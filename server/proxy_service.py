@@ -255,12 +255,17 @@ class ProxyService:
         return self.membership.key_at(endpoint) or self.seed_keys.get(endpoint)
 
     def _subscribe(self, publish: str, key: str) -> None:
-        changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
-        sockets.curve_client(changes, self.settings.keys, key)
-        changes.setsockopt(zmq.SUBSCRIBE, b"")
+        changes = self.change_socket(key)
         changes.connect(publish)
         self._changes[publish] = changes
         self._fan_outs.append(asyncio.create_task(self._fan_out(changes)))
+
+    def change_socket(self, key: str) -> Any:
+        """Return a SUB for every change of the node serving with `key` ("" in plain text), not connected."""
+        changes = sockets.configure(self.context.socket(zmq.SUB), hwm=sockets.PEER_HWM)
+        sockets.curve_client(changes, self.settings.keys, key)
+        changes.setsockopt(zmq.SUBSCRIBE, b"")
+        return changes
 
     async def _fan_out(self, changes: Any) -> None:
         """Republish one node's changes (under storage ids) to the subscribers following those lists,

@@ -20,13 +20,14 @@ def _limits(socket: Any) -> tuple[int, int, int]:
 def test_every_proxy_socket_limits_frames_and_queues() -> None:
     settings = ProxySettings("p", "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", (), client_hwm=32)
     service = ProxyService(settings)
+    changes = service.change_socket("")
     try:
         assert _limits(service.front) == (MAX_FRAME_BYTES, 32, 32)
         assert _limits(service.publisher) == (sockets.MAX_SUBSCRIPTION_BYTES, sockets.PEER_HWM, 32)
         assert service.publisher.getsockopt(zmq.TYPE) == zmq.XPUB
-        assert _limits(service.changes) == (MAX_FRAME_BYTES, sockets.PEER_HWM, sockets.PEER_HWM)
+        assert _limits(changes) == (MAX_FRAME_BYTES, sockets.PEER_HWM, sockets.PEER_HWM)
     finally:
-        for socket in (service.front, service.publisher, service.changes):
+        for socket in (service.front, service.publisher, changes):
             socket.close(0)
         service.links.close()
         service.context.term()
@@ -34,7 +35,7 @@ def test_every_proxy_socket_limits_frames_and_queues() -> None:
 
 def test_the_clients_sockets_limit_frames_and_queues() -> None:
     context = zmq.asyncio.Context()
-    client = CloudClient(["tcp://127.0.0.1:9"], context=context)
+    client = CloudClient(["tcp://127.0.0.1:9"], context=context, insecure=True)
     try:
         assert _limits(client._ensure_socket()) == (MAX_FRAME_BYTES, CLIENT_HWM, CLIENT_HWM)
     finally:
