@@ -27,7 +27,9 @@ import zmq
 from local_cluster import local_cluster
 
 from crdt import ShoppingList
+from protocol.endpoints import with_key
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
+from server.keys import load_secret
 
 CATEGORIES = (
     "garbage",
@@ -62,18 +64,21 @@ OVER_SOCKET_LIMIT = {"quick": 1, "full": 3}
 # ----- sockets -------------------------------------------------------------------------------------------
 
 
+CLIENT_KEYS: list[bytes] = []
+"""The client key pair (public, secret) for Curve sockets: the cluster's admin key, which nodes admit."""
+
+
 def open_socket(context: zmq.Context[Any], endpoint: str) -> zmq.Socket[Any]:
     """Return a DEALER connected to `endpoint`. All socket setup lives here: an endpoint carrying a pinned
-    CurveZMQ server key (`tcp://host:port?key=<z85>`) gets a fresh client key pair (a proxy admits any
-    client key; a node admits only member keys, so fuzzing a node over Curve needs a member's key pair
-    here instead)."""
+    CurveZMQ server key (`tcp://host:port?key=<z85>`) gets the cluster's admin key pair (a node admits
+    only member keys; a proxy admits any), or a fresh key pair before that is loaded."""
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SNDHWM, 1000)
     socket.setsockopt(zmq.RCVHWM, 1000)
     address, _, query = endpoint.partition("?")
     if query.startswith("key="):
-        public, secret = zmq.curve_keypair()
+        public, secret = CLIENT_KEYS or zmq.curve_keypair()
         socket.setsockopt(zmq.CURVE_SERVERKEY, query.removeprefix("key=").encode("ascii"))
         socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
         socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
@@ -153,7 +158,7 @@ def wrong_type(rng: random.Random, target: str, corpus: Corpus) -> list[bytes]:
     kinds = (
         ["write", "read", "status", "ping"] if target == "proxy" else ["write", "read", "replicate", "fetch"]
     )
-    kinds += [] if target == "proxy" else ["gossip", "digest"]
+    kinds += [] if target == "proxy" else ["gossip_sync", "digest"]
     header: dict[str, Any] = {"v": 1, "type": rng.choice(kinds), "id": request_id(rng)}
     header["list"] = rng.choice(FUZZ_LISTS)
     wrong = rng.choice(["v", "type", "id", "list", "hint_for", "members", "nodes"])
@@ -197,7 +202,7 @@ def random_kind(rng: random.Random, target: str, corpus: Corpus) -> list[bytes]:
     names = [kind.value for kind in Kind if kind is not Kind.LEAVE]
     name = rng.choice([*names, *names, "", "WRITE", "write ", "nope", "x" * 300, "ok\x00"])
     header: dict[str, Any] = {"v": 1, "type": name, "id": request_id(rng), "list": rng.choice(FUZZ_LISTS)}
-    if name == "gossip":
+    if name == "gossip_sync":
         header["members"] = rng.choice([[], random_value(rng), [[1, 2, 3, 4, 5]], [["n", "e", "p", -1, 0]]])
     if name == "digest":
         header["nodes"] = rng.choice(
@@ -345,7 +350,8 @@ def fill(
         for n in range(2)
     ]
     node_only.append(encode(Message(Kind.DIGEST, "replay-digest", {"nodes": [[0, 0, 0, 0], [1, 0, 0, 0]]})))
-    node_only.append(encode(Message(Kind.GOSSIP, "replay-gossip", {"members": []})))
+    sync = {"from": "fuzz-replay", "members": [], "digest": 0, "answer": False}
+    node_only.append(encode(Message(Kind.GOSSIP_SYNC, "replay-gossip", sync)))
     corpus = Corpus({"fuzz": deltas})
     corpus.valid = {"proxy": writes + reads * 3 + pings, "node": writes + reads + pings + node_only}
     corpus.big_headers = [
@@ -655,7 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"starting a local cluster in {data} ...", flush=True)
         with local_cluster(data) as ready:
-            proxies, nodes = ready["proxies"], [node["endpoint"] for node in ready["nodes"]]
+            admin = load_secret(data / "keys" / "admin.key_secret")
+            CLIENT_KEYS[:] = [admin.public.encode("ascii"), admin.secret.encode("ascii")]
+            proxies = ready["proxies"]
+            nodes = [with_key(node["endpoint"], node["key"]) for node in ready["nodes"]]
             watched = watch_cluster(ready)
             expected, corpus = fill(context, proxies[0], rng, 12 if arguments.quick else 60)
             before = read_back(context, proxies[0])
