@@ -348,11 +348,11 @@ def test_a_frame_over_the_socket_limit_leaves_the_process_serving_others(
 def test_a_hint_for_a_node_that_is_no_member_is_refused_and_stored_nowhere(
     cluster: Cluster, hint_for: object, code: str
 ) -> None:
-    node = cluster.nodes[0]["endpoint"]
+    node = cluster.node(0)
     body = ShoppingList("stranger").add_item("Ghost").to_bytes()
-    answer = request(node, Kind.REPLICATE, 10.0, body=body, list="ghost-hints", hint_for=hint_for)
+    answer = _admin_request(node, Kind.REPLICATE, 10.0, body=body, list="ghost-hints", hint_for=hint_for)
     assert answer is not None and (answer.kind, answer.fields["code"]) == (Kind.ERROR, code)
-    status = request(node, Kind.STATUS, 10.0)
+    status = _admin_request(node, Kind.STATUS, 10.0)
     assert status is not None and hint_for not in status.fields["info"]["hints"]
     stored = _fetch(node, "ghost-hints")
     assert stored is not None and stored.is_empty()
