@@ -24,9 +24,8 @@ def test_every_proxy_socket_limits_frames_and_queues() -> None:
         assert _limits(service.front) == (MAX_FRAME_BYTES, 32, 32)
         assert _limits(service.publisher) == (sockets.MAX_SUBSCRIPTION_BYTES, sockets.PEER_HWM, 32)
         assert service.publisher.getsockopt(zmq.TYPE) == zmq.XPUB
-        assert _limits(service.changes) == (MAX_FRAME_BYTES, sockets.PEER_HWM, sockets.PEER_HWM)
     finally:
-        for socket in (service.front, service.publisher, service.changes):
+        for socket in (service.front, service.publisher):
             socket.close(0)
         service.links.close()
         service.context.term()
