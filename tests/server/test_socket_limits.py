@@ -7,8 +7,10 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from protocol.endpoints import with_key
 from protocol.messages import MAX_FRAME_BYTES
 from server import sockets
+from server.keys import generate
 from server.proxy_service import ProxyService, ProxySettings
 from sync_service.client import CLIENT_HWM, CloudClient
 
@@ -33,7 +35,7 @@ def test_every_proxy_socket_limits_frames_and_queues() -> None:
 
 def test_the_clients_sockets_limit_frames_and_queues() -> None:
     context = zmq.asyncio.Context()
-    client = CloudClient(["tcp://127.0.0.1:9"], context=context)
+    client = CloudClient([with_key("tcp://127.0.0.1:9", generate().public)], context=context)
     try:
         assert _limits(client._ensure_socket()) == (MAX_FRAME_BYTES, CLIENT_HWM, CLIENT_HWM)
     finally:
