@@ -172,7 +172,7 @@ def wrong_type(rng: random.Random, target: str, corpus: Corpus) -> list[bytes]:
     kinds = (
         ["write", "read", "status", "ping"] if target == "proxy" else ["write", "read", "replicate", "fetch"]
     )
-    kinds += [] if target == "proxy" else ["gossip", "digest"]
+    kinds += [] if target == "proxy" else ["gossip_sync", "digest"]
     header: dict[str, Any] = {"v": 1, "type": rng.choice(kinds), "id": request_id(rng)}
     header["list"] = rng.choice(FUZZ_LISTS)
     wrong = rng.choice(["v", "type", "id", "list", "hint_for", "members", "nodes"])
@@ -216,7 +216,7 @@ def random_kind(rng: random.Random, target: str, corpus: Corpus) -> list[bytes]:
     names = [kind.value for kind in Kind if kind is not Kind.LEAVE]
     name = rng.choice([*names, *names, "", "WRITE", "write ", "nope", "x" * 300, "ok\x00"])
     header: dict[str, Any] = {"v": 1, "type": name, "id": request_id(rng), "list": rng.choice(FUZZ_LISTS)}
-    if name == "gossip":
+    if name == "gossip_sync":
         header["members"] = rng.choice([[], random_value(rng), [[1, 2, 3, 4, 5]], [["n", "e", "p", -1, 0]]])
     if name == "digest":
         header["nodes"] = rng.choice(

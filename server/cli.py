@@ -66,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--exchange-every", type=float, default=1.0, help="seconds between exchanges per peer")
     node.add_argument("--repairs-per-second", type=float, default=500.0, help="anti-entropy repair budget")
     node.add_argument(
+        "--max-store-work",
+        type=_positive(int),
+        metavar="N",
+        help="replica requests served at once; more are answered `unavailable` (default 256)",
+    )
+    node.add_argument(
+        "--max-coordinating",
+        type=_positive(int),
+        metavar="N",
+        help="writes and reads coordinated at once; more are answered `unavailable` (default 333)",
+    )
+    node.add_argument(
         "--scrub-every", type=float, default=60.0, help="seconds between re-reading lists from disk"
     )
     node.set_defaults(run=_run_node)
@@ -256,6 +268,7 @@ def _run_node(args: argparse.Namespace) -> int:
         anti_entropy=args.anti_entropy,
         exchange_every=args.exchange_every,
         repairs_per_second=args.repairs_per_second,
+        **_load_limits(args),
         scrub_every=args.scrub_every,
         joining=args.join is not None,
         leave=args.leave,
@@ -270,6 +283,12 @@ def _run_node(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _load_limits(args: argparse.Namespace) -> dict[str, int]:
+    """Return the node's in-flight caps given on the command line (the others keep their defaults)."""
+    limits = {"max_store_work": args.max_store_work, "max_coordinating": args.max_coordinating}
+    return {name: value for name, value in limits.items() if value is not None}
 
 
 def _run_proxy(args: argparse.Namespace) -> int:

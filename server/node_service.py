@@ -34,17 +34,19 @@ from protocol.messages import (
     topic,
 )
 from server import sockets
+from server.admission import Budget
 from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_digest
 from server.gossip import Claim, Gossip, Outgoing
 from server.gossip_wire import from_message, to_message
 from server.handoff import HandoffTracker, exchange_plan
 from server.keys import KeyFileError, KeyPair, load_members
 from server.links import Links
+from server.log_throttle import Throttle
 from server.membership import MemberRecord, Membership
 from server.merkle import DigestTree
 from server.node_core import Config, Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.ring import RingHolder, build_ring
-from server.storage import Storage
+from server.storage import MAX_BATCH, Storage
 
 log = logging.getLogger("shoplist.node")
 
@@ -56,6 +58,14 @@ MEMBERS_EVERY = 2.0
 """Seconds between looks at the members file: an admin adds a new node's key without restarting."""
 LEAVE_GRACE = 1.5
 """Seconds a leaving node waits, with nothing left to hand off, before it exits (lets the ring settle)."""
+STORE_WORK = MAX_BATCH
+"""Default cap on replica work in flight (stores, hints, fetches): one group commit's worth. The store's
+four connections commit that many writes at once; more would only wait in memory for a connection."""
+COORDINATING = sockets.PEER_HWM // 3
+"""Default cap on writes and reads a node coordinates at once: each sends to N = 3 replicas, so this many
+fit in one peer link's queue (PEER_HWM messages) without a send being dropped."""
+LOG_EVERY = 10.0
+"""Seconds between log lines about rejected messages: the first is logged, then one count per interval."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,11 @@ class NodeSettings:
     """Public keys allowed to connect (nodes and proxies), besides those members announce in gossip."""
     members_file: Path | None = None
     """Where `members` came from; read again when it changes."""
+    max_store_work: int = STORE_WORK
+    """Replica requests (replicate, fetch, the node's own share of a write or read) served at once; past
+    it the node answers `unavailable` at once instead of queueing them in memory."""
+    max_coordinating: int = COORDINATING
+    """Writes and reads coordinated at once; past it a new one is answered `unavailable` at once."""
 
 
 class NodeService:
@@ -138,6 +153,11 @@ class NodeService:
         self._leave_wanted = False
         self._rerouting: set[str] = set()
         self._members_connected = 1
+        self.store_work = Budget(settings.max_store_work)
+        self.coordinating_refused = 0
+        self._bad_messages = Throttle(LOG_EVERY)
+        self._busy = Throttle(LOG_EVERY)
+        self._hint_failures = Throttle(LOG_EVERY)
 
     async def prepare(self) -> None:
         """Load the digest tree from the stored lists and resume a leave or join cut short by a crash."""
@@ -224,8 +244,10 @@ class NodeService:
         ]
         tasks = [asyncio.create_task(loop) for loop in loops]
         await stop.wait()
-        for task in tasks:
+        running = [*tasks, *self._tasks]  # spawned work too: none may touch a socket once it is closed
+        for task in running:
             task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         self.links.close()
         self.router.close(0)
         self.publisher.close(0)
@@ -242,7 +264,15 @@ class NodeService:
             try:
                 message = decode(payload)
             except ProtocolError as problem:
-                log.warning("bad message from %s: %s (%s)", identity.hex(), problem, problem.code.value)
+                count = self._bad_messages.event(time.monotonic())
+                if count:
+                    log.warning(
+                        "%d bad messages since the last such line; the latest from %s: %s (%s)",
+                        count,
+                        identity.hex(),
+                        problem,
+                        problem.code.value,
+                    )
                 self._answer(identity, error_for_frames(payload, problem))
                 continue
             try:
@@ -259,6 +289,9 @@ class NodeService:
             self._answer(
                 identity, error(message.request_id, ErrorCode.BAD_STATE, "the body is not a list state")
             )
+        elif kind in (Kind.WRITE, Kind.READ) and self.core.pending() >= self.settings.max_coordinating:
+            self.coordinating_refused += 1
+            self._answer(identity, self._busy_reply(message, "coordinating", self.settings.max_coordinating))
         elif kind is Kind.WRITE:
             self._apply(self.core.on_write(now, identity, message))
         elif kind is Kind.READ:
@@ -267,8 +300,10 @@ class NodeService:
             refusal = _refused_hint(message, self.membership.table)
             if refusal is not None:
                 self._answer(identity, refusal)
-                return
-            self._spawn(self._serve_replica(identity, message, delta))
+            elif not self.store_work.admit():
+                self._answer(identity, self._busy_reply(message, "replica", self.store_work.limit))
+            else:
+                self._spawn(self._serve_replica(identity, message, delta))
         elif kind in GOSSIP:
             self._on_gossip(now, message, identity)
         elif kind is Kind.STATUS:
@@ -303,8 +338,25 @@ class NodeService:
             text = "the last node of a ring cannot leave it"
             self._answer(identity, error(message.request_id, ErrorCode.BAD_REQUEST, text))
 
+    def _busy_reply(self, message: Message, work: str, limit: int) -> Message:
+        """Return the `unavailable` answer to a request refused because `limit` `work` requests are in
+        flight, logging the refusals at most once per LOG_EVERY seconds."""
+        count = self._busy.event(time.monotonic())
+        if count:
+            log.warning(
+                "busy: refused %d requests since the last such line (%d %s requests in flight)",
+                count,
+                limit,
+                work,
+            )
+        text = f"node {self.settings.node_id} is busy: {limit} {work} requests in flight; retry later"
+        return error(message.request_id, ErrorCode.UNAVAILABLE, text)
+
     async def _serve_replica(self, identity: bytes, message: Message, delta: ShoppingList | None) -> None:
-        self._answer(identity, await self._replica(message, delta))
+        try:
+            self._answer(identity, await self._replica(message, delta))
+        finally:
+            self.store_work.release()
 
     async def _replica(self, message: Message, delta: ShoppingList | None = None) -> Message:
         """Do a replica's part: store a copy or a hint, or return this node's copy. `delta` is the body
@@ -349,14 +401,21 @@ class NodeService:
 
     def _send(self, effect: Send) -> None:
         if effect.node == self.settings.node_id:
-            self._spawn(self._local(effect.message))
+            if self.store_work.admit():
+                self._spawn(self._local(effect.message))
+            else:
+                busy = self._busy_reply(effect.message, "replica", self.store_work.limit)
+                self._apply(self.core.on_reply(time.monotonic(), self.settings.node_id, busy))
             return
         record = self.membership.table.get(effect.node)
         if record is None or not self.links.send(record.endpoint, effect.message):
             self._apply(self.core.on_unreachable(time.monotonic(), effect.node, effect.message.request_id))
 
     async def _local(self, message: Message) -> None:
-        answer = await self._replica(message)
+        try:
+            answer = await self._replica(message)
+        finally:
+            self.store_work.release()
         self._apply(self.core.on_reply(time.monotonic(), self.settings.node_id, answer))
 
     def _on_link_reply(self, endpoint: str, message: Message) -> None:
@@ -379,7 +438,14 @@ class NodeService:
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """Forget a spawned task, logging what it raised (every task handles its expected failures, so
+        anything left is a bug) rather than leaving it to asyncio as an unretrieved exception."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bug: a background task failed", exc_info=task.exception())
 
     # ----- time-driven work ------------------------------------------------------------------------
 
@@ -487,9 +553,13 @@ class NodeService:
             self.handoff.step(owner, "done")
             if delivered:
                 log.info("handed %d hints back to %s", delivered, owner)
-        except Exception:
+        except Exception as problem:  # database trouble (no connection in time): the next round retries
             self.handoff.step(owner, "failed")
-            raise
+            count = self._hint_failures.event(time.monotonic())
+            if count:
+                log.warning(
+                    "handoff to %s paused after %d hints (%d failures): %s", owner, delivered, count, problem
+                )
 
     # ----- ring maintenance: anti-entropy and ownership handoff ------------------------------------
 
@@ -497,6 +567,14 @@ class NodeService:
         while True:
             await asyncio.sleep(MAINTENANCE_EVERY)
             self._maintain(time.monotonic())
+            self._flush_counts(time.monotonic())
+
+    def _flush_counts(self, now: float) -> None:
+        """Log the rejections held back by the throttles once their interval has passed."""
+        if count := self._bad_messages.flush(now):
+            log.warning("%d more bad messages since the last such line", count)
+        if count := self._busy.flush(now):
+            log.warning("busy: refused %d more requests since the last such line", count)
 
     def _maintain(self, now: float) -> None:
         if self._leave_wanted and self.leaving_since is None:
@@ -719,6 +797,12 @@ class NodeService:
             "hints": dict(sorted(self.hint_counts.items())),
             "handoffs": {owner: state.value for owner, state in sorted(self.handoff.states.items())},
             "in_flight": self.core.pending(),
+            "load": {
+                "coordinating": self.core.pending(),
+                "coordinating_limit": self.settings.max_coordinating,
+                "coordinating_refused": self.coordinating_refused,
+                "replica": self.store_work.status(),
+            },
             "anti_entropy": self.anti_entropy_status(),
             "handoff": self.handoff_status(),
             "config": {

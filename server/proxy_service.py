@@ -34,10 +34,14 @@ from server.gossip import Claim, Watcher
 from server.gossip_wire import from_message, to_message
 from server.keys import KeyPair
 from server.links import Links
+from server.log_throttle import Throttle
 from server.membership import Membership
 from server.proxy_core import ROUTED, ProxyCore, ProxyEffect, ToClient, ToNode
 from server.rate_limit import DEFAULT_BURST, DEFAULT_MAX_BUCKETS, DEFAULT_RATE, RateLimiter
 from server.ring import Ring, RingHolder, build_ring
+
+LOG_EVERY = 10.0
+"""Seconds between log lines about bad messages: the first is logged, then one count per interval."""
 
 log = logging.getLogger("shoplist.proxy")
 
@@ -98,6 +102,7 @@ class ProxyService:
         self.publisher.setsockopt(zmq.XPUB_MANUAL, 1)  # only whole, valid topics are applied
         self.subscriptions = capability.Subscriptions(settings.max_topics)
         self.limiter = RateLimiter(settings.rate, settings.burst, settings.max_buckets)
+        self._bad_messages = Throttle(LOG_EVERY)
         self.seed_keys = dict(split_endpoint(seed) for seed in settings.seeds)
         self.links = Links(
             self.context,
@@ -148,9 +153,14 @@ class ProxyService:
             try:
                 message = decode(payload)
             except ProtocolError as problem:
-                log.warning(
-                    "bad message from client %s: %s (%s)", identity.hex(), problem, problem.code.value
-                )
+                if count := self._bad_messages.event(time.monotonic()):
+                    log.warning(
+                        "%d bad messages since the last such line; the latest from client %s: %s (%s)",
+                        count,
+                        identity.hex(),
+                        problem,
+                        problem.code.value,
+                    )
                 self._answer(identity, error_for_frames(payload, problem))
                 continue
             try:
@@ -279,7 +289,10 @@ class ProxyService:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(TICK)
-            self._apply(self.core.tick(time.monotonic()))
+            now = time.monotonic()
+            self._apply(self.core.tick(now))
+            if count := self._bad_messages.flush(now):
+                log.warning("%d more bad messages from clients since the last such line", count)
 
     async def _gossip_loop(self) -> None:
         """Ask members for the table's news each round (a digest only: they answer when it differs)."""

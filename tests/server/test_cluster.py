@@ -750,3 +750,47 @@ def test_a_connection_over_its_rate_is_told_so_and_the_proxy_keeps_serving_other
     finally:
         strict.send_signal(signal.SIGTERM)
         strict.wait(60)
+
+
+def test_a_node_past_its_cap_answers_unavailable_at_once_and_keeps_serving(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    own, _, _ = write_key_pair(keys, "n8")
+    write_members(keys / "members", {"n8": own.public, "admin": cluster.admin.public})
+    address, publish = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
+    command = node_command("n8", address, publish, tmp_path / "n8", [], "INFO", keys)
+    process = subprocess.Popen(
+        [*command, "--max-store-work", "2"],  # a ring of its own: one node, two replica requests at once
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "n8.log").open("wb"),
+    )
+    endpoint = with_key(address, own.public)
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers_ping(endpoint):
+            assert process.poll() is None and time.monotonic() < deadline, "the node did not start"
+        body = ShoppingList("flood").to_bytes()
+        flood = 300
+        socket = _dealer(endpoint)
+        try:
+            for n in range(flood):
+                list_id = storage_id(f"flood-{n}")
+                socket.send_multipart(encode(Message(Kind.REPLICATE, f"f-{n}", {"list": list_id}, body)))
+            answers = []
+            while len(answers) < flood and socket.poll(30_000):
+                answers.append(decode(socket.recv_multipart()))
+        finally:
+            socket.close(0)
+        assert len(answers) == flood  # every request answered, stored or refused
+        busy = [answer for answer in answers if answer.kind is Kind.ERROR]
+        assert busy, "no request was refused"
+        assert all(answer.fields["code"] == "unavailable" for answer in busy)
+        assert "n8 is busy: 2 replica requests in flight" in busy[0].fields["message"]
+        assert any(answer.kind is Kind.OK for answer in answers)
+        assert _answers_ping(endpoint)
+        status = gather_status(endpoint, 5.0, cluster.admin) or {}
+        assert status["load"]["replica"] == {"limit": 2, "in_flight": 0, "refused": len(busy)}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)

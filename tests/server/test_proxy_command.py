@@ -8,7 +8,7 @@ import sys
 import pytest
 
 PROXY = [sys.executable, "-m", "server.cli", "proxy", "--bind", "tcp://127.0.0.1:1", "--publish"]
-PROXY += ["tcp://127.0.0.1:2", "--seeds", "tcp://127.0.0.1:3"]
+PROXY += ["tcp://127.0.0.1:2", "--seeds", "tcp://127.0.0.1:3", "--insecure"]
 
 
 def test_help_lists_every_limit_with_its_default() -> None:
