@@ -243,7 +243,8 @@ class Storage:
 
     async def read(self, list_id: str) -> ShoppingList:
         """Return a copy of the stored list (empty if this node has none)."""
-        return (await self._load(list_id)).copy()
+        async with self._locks.setdefault(list_id, asyncio.Lock()):
+            return (await self._load(list_id)).copy()
 
     async def add_hint(self, target: str, list_id: str, body: bytes) -> None:
         """Keep `body` for `target` durably until it is handed back."""
@@ -269,6 +270,9 @@ class Storage:
             return {row[0]: int(row[1]) for row in await cursor.fetchall()}
 
     async def _load(self, list_id: str) -> ShoppingList:
+        """Return the cached list, loading it from disk on a miss. Callers hold the list's lock: a load
+        that overlapped a merge would otherwise cache rows older than the merge, and the next merge
+        would write a header without the first one's dots next to its item rows."""
         cached = self._cache.get(list_id)
         if cached is not None:
             self._cache.move_to_end(list_id)
@@ -277,6 +281,9 @@ class Storage:
             # One statement, so the header and the item records come from one snapshot.
             cursor = await connection.execute(LOAD_LIST, {"list_id": list_id}, prepare=True)
             rows = await cursor.fetchall()
+        cached = self._cache.get(list_id)
+        if cached is not None:  # loaded meanwhile, and perhaps merged into: the rows read may be older
+            return cached
         found = [bytes(header) for header, _ in rows if header is not None]
         if not found:
             loaded = ShoppingList(new_replica_id())

@@ -179,3 +179,25 @@ def test_a_write_built_on_a_failed_write_of_the_same_list_fails_too(uri: str) ->
 
     with_storage(uri, write)
     with_storage(uri, read)
+
+
+def test_a_read_that_overlaps_a_write_does_not_cache_the_rows_from_before_it(uri: str) -> None:
+    # Found live: a read missed the cache and queried the disk, a write of the same list loaded, merged
+    # and committed meanwhile, then the read cached its older rows; the next write built on those wrote a
+    # header without the first write's dots next to its item rows, and the list no longer decoded.
+    alice = ShoppingList("alice")
+    first, second = alice.add_item("Milk"), alice.add_item("Eggs")
+    lists = [f"list-{number}" for number in range(40)]
+
+    async def write(storage: Storage) -> None:
+        await asyncio.gather(
+            *(task for name in lists for task in (storage.read(name), storage.merge(name, first)))
+        )
+        await asyncio.gather(*(storage.merge(name, second) for name in lists))
+
+    async def read(storage: Storage) -> None:
+        for name in lists:
+            assert await storage.read(name) == alice
+
+    with_storage(uri, write)
+    with_storage(uri, read)
