@@ -27,9 +27,9 @@ import zmq
 from local_cluster import local_cluster
 
 from crdt import ShoppingList
-from protocol.endpoints import with_key
 from protocol.messages import MAX_BODY_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES, Kind, Message, decode, encode
-from server.keys import SECRET_SUFFIX, load_secret
+from server.cluster import ADMIN_KEY
+from server.keys import SECRET_SUFFIX, KeyPair, load_secret
 
 CATEGORIES = (
     "garbage",
@@ -50,6 +50,9 @@ FUZZ_LISTS = tuple(f"fz{number}" for number in range(4096))
 Many of them, so the items and replicas that flips make up spread thin instead of growing a few lists
 without end (each write into a list costs in proportion to its causal context)."""
 WINDOW = 64
+MEMBER_IDENTITY: dict[str, KeyPair] = {}
+"""Node endpoint -> the member key (the cluster's admin key) to reach it with: over CurveZMQ a node admits
+only member keys and never answers a stranger, so the fuzzing would not reach its decoders."""
 """Requests a reading socket keeps unanswered before it waits for replies (the proxy's FRONT_HWM)."""
 REPLY_WAIT_MS = 5_000
 RSS_TARGET_MB = 50.0
@@ -64,40 +67,26 @@ OVER_SOCKET_LIMIT = {"quick": 1, "full": 3}
 # ----- sockets -------------------------------------------------------------------------------------------
 
 
-MEMBER_KEYS: dict[str, tuple[bytes, bytes]] = {}
-"""endpoint -> the (public, secret) key pair to connect to it with; the nodes' endpoints get the admin's."""
-
-
-def open_socket(context: zmq.Context[Any], endpoint: str) -> zmq.Socket[Any]:
+def open_socket(context: zmq.Context[Any], endpoint: str, identity: KeyPair | None = None) -> zmq.Socket[Any]:
     """Return a DEALER connected to `endpoint`. All socket setup lives here: an endpoint carrying a pinned
-    CurveZMQ server key (`tcp://host:port?key=<z85>`) connects as the key pair `MEMBER_KEYS` names for it
-    (a node admits only member keys: the fuzzer speaks to nodes as the cluster's admin member), else as a
-    fresh client key pair (a proxy admits any client key)."""
+    CurveZMQ server key (`tcp://host:port?key=<z85>`) gets a fresh client key pair (a proxy admits any
+    client key; a node admits only member keys, so fuzzing a node over Curve needs a member's key pair
+    here instead, `identity`)."""
+    identity = identity or MEMBER_IDENTITY.get(endpoint)
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SNDHWM, 1000)
     socket.setsockopt(zmq.RCVHWM, 1000)
     address, _, query = endpoint.partition("?")
     if query.startswith("key="):
-        public, secret = MEMBER_KEYS.get(endpoint) or zmq.curve_keypair()
+        public, secret = (
+            (identity.public.encode(), identity.secret.encode()) if identity else zmq.curve_keypair()
+        )
         socket.setsockopt(zmq.CURVE_SERVERKEY, query.removeprefix("key=").encode("ascii"))
         socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
         socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
     socket.connect(address)
     return socket
-
-
-def member_endpoints(ready: dict[str, Any], data: Path) -> list[str]:
-    """Return the nodes' endpoints with their keys, and make the fuzzer connect to them as the cluster's
-    admin member (its key pair is in `data/keys`; a plain-text cluster has none)."""
-    admin = data / "keys" / f"admin{SECRET_SUFFIX}"
-    if not admin.exists():
-        return [node["endpoint"] for node in ready["nodes"]]
-    pair = load_secret(admin)
-    endpoints = [with_key(node["endpoint"], node["key"]) for node in ready["nodes"]]
-    for endpoint in endpoints:
-        MEMBER_KEYS[endpoint] = (pair.public.encode("ascii"), pair.secret.encode("ascii"))
-    return endpoints
 
 
 def ask(context: zmq.Context[Any], endpoint: str, message: Message, timeout: float = 10.0) -> Message | None:
@@ -172,7 +161,7 @@ def wrong_type(rng: random.Random, target: str, corpus: Corpus) -> list[bytes]:
     kinds = (
         ["write", "read", "status", "ping"] if target == "proxy" else ["write", "read", "replicate", "fetch"]
     )
-    kinds += [] if target == "proxy" else ["gossip_sync", "digest"]
+    kinds += [] if target == "proxy" else ["gossip", "digest"]
     header: dict[str, Any] = {"v": 1, "type": rng.choice(kinds), "id": request_id(rng)}
     header["list"] = rng.choice(FUZZ_LISTS)
     wrong = rng.choice(["v", "type", "id", "list", "hint_for", "members", "nodes"])
@@ -216,7 +205,7 @@ def random_kind(rng: random.Random, target: str, corpus: Corpus) -> list[bytes]:
     names = [kind.value for kind in Kind if kind is not Kind.LEAVE]
     name = rng.choice([*names, *names, "", "WRITE", "write ", "nope", "x" * 300, "ok\x00"])
     header: dict[str, Any] = {"v": 1, "type": name, "id": request_id(rng), "list": rng.choice(FUZZ_LISTS)}
-    if name == "gossip_sync":
+    if name == "gossip":
         header["members"] = rng.choice([[], random_value(rng), [[1, 2, 3, 4, 5]], [["n", "e", "p", -1, 0]]])
     if name == "digest":
         header["nodes"] = rng.choice(
@@ -364,15 +353,8 @@ def fill(
         for n in range(2)
     ]
     node_only.append(encode(Message(Kind.DIGEST, "replay-digest", {"nodes": [[0, 0, 0, 0], [1, 0, 0, 0]]})))
-    node_only.append(
-        encode(
-            Message(
-                Kind.GOSSIP_SYNC,
-                "replay-gossip",
-                {"from": "fuzz", "members": [], "digest": 0, "answer": True},
-            )
-        )
-    )
+    watcher = {"from": "fuzz-watcher", "members": [], "digest": 0, "answer": False}
+    node_only.append(encode(Message(Kind.GOSSIP_SYNC, "replay-gossip", watcher)))
     corpus = Corpus({"fuzz": deltas})
     corpus.valid = {"proxy": writes + reads * 3 + pings, "node": writes + reads + pings + node_only}
     corpus.big_headers = [
@@ -401,6 +383,41 @@ def lists_intact(states: dict[str, bytes | None], expected: dict[str, ShoppingLi
         state = ShoppingList.from_bytes(body)
         intact[list_id] = state == expected[list_id] and state.to_bytes() == expected[list_id].to_bytes()
     return intact
+
+
+def member_endpoints(nodes: list[dict[str, Any]], keys: Path) -> list[str]:
+    """Return the nodes' endpoints (with `?key=` when they speak CurveZMQ), noting for each the cluster's
+    admin key in MEMBER_IDENTITY."""
+    endpoints = []
+    for node in nodes:
+        if not node.get("key"):
+            endpoints.append(node["endpoint"])
+            continue
+        endpoint = f"{node['endpoint']}?key={node['key']}"
+        MEMBER_IDENTITY[endpoint] = load_secret(keys / f"{ADMIN_KEY}{SECRET_SUFFIX}")
+        endpoints.append(endpoint)
+    return endpoints
+
+
+def undecodable_lists(context: zmq.Context[Any], nodes: list[str]) -> int:
+    """Fetch every list the fuzzer aimed at from every node; return how many copies a node could not load
+    (answered `internal`: its stored header and item rows do not decode together)."""
+    failed = 0
+    for node in nodes:
+        socket = open_socket(context, node)
+        try:
+            for start in range(0, len(FUZZ_LISTS + INTACT_LISTS), WINDOW):
+                batch = (FUZZ_LISTS + INTACT_LISTS)[start : start + WINDOW]
+                for list_id in batch:
+                    socket.send_multipart(encode(Message(Kind.FETCH, f"stored-{list_id}", {"list": list_id})))
+                for _ in batch:
+                    if not socket.poll(30_000):
+                        raise SystemExit(f"node {node} stopped answering fetches")
+                    answer = decode(socket.recv_multipart())
+                    failed += answer.kind is Kind.ERROR and answer.fields.get("code") == "internal"
+        finally:
+            socket.close(0)
+    return failed
 
 
 def still_writable(context: zmq.Context[Any], proxies: list[str]) -> bool:
@@ -580,6 +597,7 @@ def summary(
     arguments: argparse.Namespace,
     bugs_logged: int,
     load: tuple[float, float, float],
+    undecodable: int = 0,
 ) -> tuple[str, bool]:
     """Return the summary table (markdown) and whether every check passed."""
     total = sum(tally.sent.values())
@@ -635,7 +653,8 @@ def summary(
     lines += [
         "",
         f"crashes: {crashes}; bugs logged (`bug:` or tracebacks in the cluster log): {bugs_logged}; "
-        f"lists intact: {sum(intact.values())} of {len(intact)}; normal writes afterwards: "
+        f"lists intact: {sum(intact.values())} of {len(intact)}; "
+        f"stored copies that do not load (fetched from every node): {undecodable}; normal writes afterwards: "
         f"{'yes' if writable else '**NO**'}; "
         f"worst RSS growth {worst_growth:+.1f} MB (target ≤ {RSS_TARGET_MB:.0f} MB)",
     ]
@@ -644,6 +663,7 @@ def summary(
         and all(intact.values())
         and writable
         and bugs_logged == 0
+        and undecodable == 0
         and worst_growth <= RSS_TARGET_MB
     )
     lines.append(f"result: {'PASS' if passed else 'FAIL'}")
@@ -682,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"starting a local cluster in {data} ...", flush=True)
         with local_cluster(data) as ready:
-            proxies, nodes = ready["proxies"], member_endpoints(ready, data)
+            proxies, nodes = ready["proxies"], member_endpoints(ready["nodes"], data / "keys")
             watched = watch_cluster(ready)
             expected, corpus = fill(context, proxies[0], rng, 12 if arguments.quick else 60)
             before = read_back(context, proxies[0])
@@ -721,8 +741,10 @@ def main(argv: list[str] | None = None) -> int:
                 k: v and lists_intact(read_back(context, proxies[0]), expected)[k] for k, v in intact.items()
             }
             writable = still_writable(context, proxies)
+            undecodable = undecodable_lists(context, nodes)
+            bugs = bugs_in_log(data / "cluster.log")
             table, passed = summary(
-                tally, watched, intact, writable, elapsed, arguments, bugs_in_log(data / "cluster.log"), load
+                tally, watched, intact, writable, elapsed, arguments, bugs, load, undecodable
             )
             print(table, flush=True)
     finally:

@@ -67,7 +67,12 @@ class _Job:
     items: dict[str, bytes | None] = field(default_factory=dict)
     hint: tuple[str, str, bytes] | None = None
     delete: bool = False
+    epoch: int = 0
     done: asyncio.Future[None] | None = None
+
+
+class StaleWriteError(RuntimeError):
+    """A write was built on an earlier write of the same list that failed, so it is not written either."""
 
 
 class Storage:
@@ -81,6 +86,9 @@ class Storage:
         self.on_change: Callable[[str, int | None], None] | None = None
         self._digests: dict[str, tuple[int, int]] = {}  # cached list -> (digest, header hash)
         self._committing: dict[str, int] = {}  # list -> writes queued but not yet committed
+        self._epochs: dict[
+            str, int
+        ] = {}  # list -> how many of its writes failed (stale jobs are not written)
         self._pool = AsyncConnectionPool(uri, min_size=2, max_size=4, open=False, kwargs={"autocommit": True})
         self._cache: OrderedDict[str, ShoppingList] = OrderedDict()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -110,14 +118,12 @@ class Storage:
             touched = delta.item_keys() | current._keys_overwritten_by(delta)
             before = {key: current.item_bytes(key) for key in touched}
             current.merge(delta)
-            job = _Job(list_id, current.header_bytes(), {key: current.item_bytes(key) for key in touched})
+            items = {key: current.item_bytes(key) for key in touched}
+            job = _Job(list_id, current.header_bytes(), items, epoch=self._epochs.get(list_id, 0))
             digest = self._advance_digest(list_id, job.header, before, job.items)
             self._committing[list_id] = self._committing.get(list_id, 0) + 1
         try:
-            await self._commit(job)
-        except Exception:
-            self._forget(list_id)  # memory may be ahead of disk now: reload next time
-            raise
+            await self._commit(job)  # on failure the writer already dropped the cached list (`_fail`)
         finally:
             self._committing[list_id] -= 1
             if not self._committing[list_id]:
@@ -237,7 +243,8 @@ class Storage:
 
     async def read(self, list_id: str) -> ShoppingList:
         """Return a copy of the stored list (empty if this node has none)."""
-        return (await self._load(list_id)).copy()
+        async with self._locks.setdefault(list_id, asyncio.Lock()):
+            return (await self._load(list_id)).copy()
 
     async def add_hint(self, target: str, list_id: str, body: bytes) -> None:
         """Keep `body` for `target` durably until it is handed back."""
@@ -263,6 +270,9 @@ class Storage:
             return {row[0]: int(row[1]) for row in await cursor.fetchall()}
 
     async def _load(self, list_id: str) -> ShoppingList:
+        """Return the cached list, loading it from disk on a miss. Callers hold the list's lock: a load
+        that overlapped a merge would otherwise cache rows older than the merge, and the next merge
+        would write a header without the first one's dots next to its item rows."""
         cached = self._cache.get(list_id)
         if cached is not None:
             self._cache.move_to_end(list_id)
@@ -271,6 +281,9 @@ class Storage:
             # One statement, so the header and the item records come from one snapshot.
             cursor = await connection.execute(LOAD_LIST, {"list_id": list_id}, prepare=True)
             rows = await cursor.fetchall()
+        cached = self._cache.get(list_id)
+        if cached is not None:  # loaded meanwhile, and perhaps merged into: the rows read may be older
+            return cached
         found = [bytes(header) for header, _ in rows if header is not None]
         if not found:
             loaded = ShoppingList(new_replica_id())
@@ -280,10 +293,31 @@ class Storage:
             loaded = ShoppingList.from_parts(header, records)
         self._cache[list_id] = loaded
         self._digests[list_id] = (list_digest(header, records), part_hash(header))
-        while len(self._cache) > CACHE_LISTS:
-            evicted, _ = self._cache.popitem(last=False)
-            self._digests.pop(evicted, None)
+        self._evict()
         return loaded
+
+    def _evict(self) -> None:
+        """Drop the least recently used lists beyond CACHE_LISTS, but never one with a write in flight:
+        its cached copy is ahead of disk, and a merge that reloaded the list from disk would build a
+        header without that write's dots while the write's item rows still land."""
+        excess = len(self._cache) - CACHE_LISTS
+        if excess <= 0:
+            return
+        idle = [list_id for list_id in self._cache if not self._committing.get(list_id)][:excess]
+        for list_id in idle:
+            self._forget(list_id)
+
+    def _fail(self, job: _Job, problem: BaseException) -> None:
+        """Fail `job` and every write of its list queued after it, which was built on its cached copy:
+        written without it, their header would claim its changes and its item rows would be missing."""
+        if job.list_id and not job.delete and job.epoch == self._epochs.get(job.list_id, 0):
+            self._epochs[job.list_id] = job.epoch + 1
+            self._forget(job.list_id)  # memory is ahead of disk now: reload it next time
+        _settle(job, problem)
+
+    def _stale(self, job: _Job) -> bool:
+        """Return whether `job` was built on a write that failed."""
+        return bool(job.list_id) and not job.delete and job.epoch != self._epochs.get(job.list_id, 0)
 
     async def _commit(self, job: _Job) -> None:
         job.done = asyncio.get_running_loop().create_future()
@@ -295,26 +329,38 @@ class Storage:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
+            batch = self._drop_stale(batch)
+            if not batch:
+                continue
             try:
                 await self._write_batch(batch)
             except Exception as problem:  # the environment's fault (database down): each writer hears it
                 log.error("group commit of %d writes failed: %s", len(batch), problem)
                 if len(batch) == 1 or not isinstance(problem, REFUSED_WRITES):
                     for job in batch:
-                        _settle(job, problem)
+                        self._fail(job, problem)
                     continue
                 # One write the database refuses must not fail the others: try each alone. (Not when the
                 # database is down or out of connections: trying each alone would only wait longer.)
                 for job in batch:
+                    if not self._drop_stale([job]):
+                        continue
                     try:
                         await self._write_batch([job])
                     except Exception as alone:
-                        _settle(job, alone)
+                        self._fail(job, alone)
                     else:
                         _settle(job, None)
                 continue
             for job in batch:
                 _settle(job, None)
+
+    def _drop_stale(self, batch: list[_Job]) -> list[_Job]:
+        """Fail the jobs of `batch` built on a failed write; return the others."""
+        for job in batch:
+            if self._stale(job):
+                _settle(job, StaleWriteError(f"an earlier write of list {job.list_id} failed"))
+        return [job for job in batch if not self._stale(job)]
 
     async def _write_batch(self, batch: list[_Job]) -> None:
         """Write every job of `batch` in one statement: one round trip, one transaction, one WAL flush."""

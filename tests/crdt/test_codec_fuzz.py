@@ -105,6 +105,39 @@ def test_mutated_header_and_item_records_assemble_or_raise_decode_error(data: st
     assert_canonical(assembled, assembled.to_bytes())
 
 
+def merged_as_stored(rows: dict[str, bytes], header: bytes, delta: ShoppingList) -> ShoppingList:
+    """Merge `delta` into the list stored as `header` and item `rows` the way a node's storage does
+    (only the item records the delta touches are rewritten, in `rows`); return the merged list."""
+    current = ShoppingList.from_parts(header, rows.values())
+    touched = delta.item_keys() | current._keys_overwritten_by(delta)
+    current.merge(delta)
+    for key in touched:
+        record = current.item_bytes(key)
+        if record is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = record
+    return current
+
+
+@fuzzing(100)
+@given(data=st.data())
+def test_a_mutated_delta_merged_into_a_stored_list_loads_back_as_the_merge(data: st.DataObject) -> None:
+    replicas, deltas = data.draw(histories(SHOPPING_LIST))
+    stored, sources = replicas[0], [*deltas, *replicas[1:]]
+    rows = {key: record for key in stored.item_keys() if (record := stored.item_bytes(key))}
+    header = stored.header_bytes()
+    for _ in range(data.draw(st.integers(1, 3))):
+        delta = decoded_or_rejected(data.draw(mutations(data.draw(st.sampled_from(sources)).to_bytes())))
+        if delta is None:
+            continue
+        merged = merged_as_stored(rows, header, delta)
+        header = merged.header_bytes()
+        loaded = ShoppingList.from_parts(header, rows.values())
+        assert loaded == merged
+        assert loaded.to_bytes() == merged.to_bytes()
+
+
 @pytest.mark.parametrize("depth", [100, 10_000, 1_000_000])
 def test_deeply_nested_msgpack_is_rejected_with_decode_error(depth: int) -> None:
     with pytest.raises(DecodeError):

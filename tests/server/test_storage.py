@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import psycopg
 import pytest
 
 from crdt import ShoppingList
-from server.storage import Storage
+from server import storage as storage_module
+from server.storage import StaleWriteError, Storage
 
 
 def with_storage(uri: str, scenario: Callable[[Storage], Awaitable[None]]) -> None:
@@ -98,3 +100,104 @@ def test_a_write_the_database_refuses_does_not_fail_the_others_of_its_group_comm
         assert [body for _, _, body in await storage.hints_for("n1")] == [b"first", b"second"]
 
     with_storage(uri, scenario)
+
+
+class HeldWriter:
+    """Holds the group-commit writer before its next write until released (and can fail that write), so
+    a test can act while a write is queued but not yet on disk."""
+
+    def __init__(self, storage: Storage, fail_first: bool = False) -> None:
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+        self._fail_first = fail_first
+        self._write = storage._write_batch
+        storage._write_batch = self._held  # type: ignore[method-assign]
+
+    async def _held(self, batch: list[storage_module._Job]) -> None:
+        self.waiting.set()
+        await self.release.wait()
+        if self._fail_first:
+            self._fail_first = False
+            raise psycopg.OperationalError("the database went away")
+        await self._write(batch)
+
+
+def test_a_list_with_a_write_in_flight_stays_cached_so_the_next_write_builds_on_it(
+    uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found live: with more lists in use than the cache holds, a list was evicted while its write was
+    # still queued; the next write reloaded it from disk and wrote a header without the first write's
+    # dots, while the first write's item rows still landed: the stored list no longer decoded.
+    monkeypatch.setattr(storage_module, "CACHE_LISTS", 1)
+    alice = ShoppingList("alice")
+    first, second = alice.add_item("Milk"), alice.add_item("Eggs")
+
+    async def write(storage: Storage) -> None:
+        held = HeldWriter(storage)
+        pending = asyncio.create_task(storage.merge("groceries", first))
+        await held.waiting.wait()
+        await storage.read("other")  # loads a second list into the cache of one
+        following = asyncio.create_task(storage.merge("groceries", second))
+        held.release.set()
+        await asyncio.gather(pending, following)
+
+    async def read(storage: Storage) -> None:
+        assert await storage.read("groceries") == alice
+
+    with_storage(uri, write)
+    with_storage(uri, read)
+
+
+def test_a_write_built_on_a_failed_write_of_the_same_list_fails_too(uri: str) -> None:
+    # The second write was merged into the cached copy that holds the first: written alone, its header
+    # would claim the first write's dots while the first write's item rows never landed.
+    alice = ShoppingList("alice")
+    kept = alice.add_item("Bread")
+    first, second = alice.add_item("Milk"), alice.add_item("Eggs")
+
+    async def write(storage: Storage) -> None:
+        await storage.merge("groceries", kept)
+        held = HeldWriter(storage, fail_first=True)
+        pending = asyncio.create_task(storage.merge("groceries", first))
+        await held.waiting.wait()
+        following = asyncio.create_task(storage.merge("groceries", second))
+        while not storage._queue.qsize():
+            await asyncio.sleep(0)  # let the second merge queue its write behind the held one
+        held.release.set()
+        results = await asyncio.gather(pending, following, return_exceptions=True)
+        assert isinstance(results[0], psycopg.OperationalError)
+        assert isinstance(results[1], StaleWriteError)
+        assert (await storage.read("groceries")).items() == {"Bread": (1, 0)}
+        retried = await storage.merge("groceries", second)  # a retry reloads from disk and lands
+        assert retried.items() == {"Bread": (1, 0), "Eggs": (1, 0)}
+
+    async def read(storage: Storage) -> None:
+        expected = ShoppingList("reader")
+        expected.merge(kept)
+        expected.merge(second)
+        assert await storage.read("groceries") == expected
+
+    with_storage(uri, write)
+    with_storage(uri, read)
+
+
+def test_a_read_that_overlaps_a_write_does_not_cache_the_rows_from_before_it(uri: str) -> None:
+    # Found live: a read missed the cache and queried the disk, a write of the same list loaded, merged
+    # and committed meanwhile, then the read cached its older rows; the next write built on those wrote a
+    # header without the first write's dots next to its item rows, and the list no longer decoded.
+    alice = ShoppingList("alice")
+    first, second = alice.add_item("Milk"), alice.add_item("Eggs")
+    lists = [f"list-{number}" for number in range(40)]
+
+    async def write(storage: Storage) -> None:
+        await asyncio.gather(
+            *(task for name in lists for task in (storage.read(name), storage.merge(name, first)))
+        )
+        await asyncio.gather(*(storage.merge(name, second) for name in lists))
+
+    async def read(storage: Storage) -> None:
+        for name in lists:
+            assert await storage.read(name) == alice
+
+    with_storage(uri, write)
+    with_storage(uri, read)
