@@ -105,12 +105,18 @@ def parse_members(text: str) -> frozenset[str]:
 # ----- files (I/O) ---------------------------------------------------------------------------------
 
 
+def others_may_read(mode: int) -> bool:
+    """Return whether a file of permission bits `mode` lets its group or other users at it (POSIX; Windows
+    has no such bits and keeps a user's files to that user by their folder's ACL)."""
+    return bool(mode & 0o077)
+
+
 def load_secret(path: Path) -> KeyPair:
     """Return the key pair in the secret key file `path`. Raises KeyFileError when it is missing, not a
     key file, holds a public key that does not match, or can be read by other users."""
     text = _read(path, "secret key file")
-    if os.name != "nt" and path.stat().st_mode & 0o077:
-        mode = stat.S_IMODE(path.stat().st_mode)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name != "nt" and others_may_read(mode):
         raise KeyFileError(
             f"secret key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
         )

@@ -18,6 +18,7 @@ from server.keys import (
     generate,
     load_members,
     load_secret,
+    others_may_read,
     parse_key_file,
     parse_members,
     write_key_pair,
@@ -78,7 +79,14 @@ def test_a_secret_whose_public_half_does_not_match_is_refused(tmp_path: Path) ->
         load_secret(path)
 
 
-@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_group_or_other_permission_bits_count_as_readable_by_others() -> None:
+    assert not others_may_read(0o600) and not others_may_read(0o400) and not others_may_read(0o700)
+    assert all(others_may_read(mode) for mode in (0o640, 0o604, 0o644, 0o610, 0o601, 0o666))
+
+
+@pytest.mark.skipif(
+    os.name == "nt", reason="Windows files have no group/other permission bits for chmod to set"
+)
 def test_a_secret_key_file_other_users_can_read_is_refused(tmp_path: Path) -> None:
     _, _, secret_path = write_key_pair(tmp_path, "n1")
     secret_path.chmod(0o644)
