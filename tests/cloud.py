@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 
-from protocol.endpoints import address_of
+from protocol.endpoints import address_of, with_key
+from server.keys import KeyPair, load_secret
 
 
 @dataclass
@@ -26,6 +27,15 @@ class RunningCluster:
     proxies: list[str]
     nodes: list[dict[str, Any]]
     data: Path
+
+    @property
+    def admin(self) -> KeyPair:
+        """The member key the cluster made for its tools: nodes admit it."""
+        return load_secret(self.data / "keys" / "admin.key_secret")
+
+    def node(self, index: int) -> str:
+        """Return node `index`'s request endpoint with its pinned key."""
+        return with_key(self.nodes[index]["endpoint"], self.nodes[index]["key"])
 
     def proxy_pids(self) -> list[int]:
         """Return the pids of the proxy processes, in the order of `proxies`."""

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,57 +38,24 @@ from server import sockets
 from server.capability import storage_id
 from server.cli import gather_status, request
 from server.cluster import LOWEST_PORT, ephemeral_range_start, free_ports, node_command
-from server.keys import KeyPair, generate, load_secret, write_key_pair, write_members
+from server.keys import KeyPair, generate, write_key_pair, write_members
 from server.sockets import curve_client
 from sync_service.client import CloudClient
 from sync_service.proxies import parse_endpoints
+from tests.cloud import RunningCluster, running_cluster
 from tests.server.handshake import REFUSED, handshake
 
 pytestmark = pytest.mark.timeout(600)
 
 
-@dataclass
-class Cluster:
-    process: subprocess.Popen[bytes]
-    proxies: list[str]
-    nodes: list[dict[str, Any]]
-    data: Path
-
-    @property
-    def admin(self) -> KeyPair:
-        """The member key the cluster made for its tools: nodes admit it."""
-        return load_secret(self.data / "keys" / "admin.key_secret")
-
-    def node(self, index: int) -> str:
-        """Return node `index`'s request endpoint with its pinned key."""
-        return with_key(self.nodes[index]["endpoint"], self.nodes[index]["key"])
+Cluster = RunningCluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    data = tmp_path_factory.mktemp("cluster")
-    log = (data / "cluster.log").open("wb")
-    command = [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "cluster",
-        "--nodes",
-        "3",
-        "--proxies",
-        "2",
-        "--data",
-        str(data),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line, f"the cluster exited before it was ready; see {data / 'cluster.log'}"
-    ready = json.loads(line)
-    yield Cluster(process, ready["proxies"], ready["nodes"], data)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(120) == 0
-    log.close()
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+    assert cluster.process.returncode == 0
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
