@@ -290,6 +290,7 @@ class _Counters:
 class _Rounds:
     next_round: float
     last_sync: float = -math.inf
+    last_seed_ask: float = -math.inf
     order: list[str] = field(default_factory=list)
 
 
@@ -309,6 +310,7 @@ class Gossip:
         self.membership = membership
         self.me = membership.me.node_id
         self.seeds = [seed for seed in seeds if seed != self.me]
+        self._unmet_seeds = list(self.seeds)
         self.random = chooser
         self.settings = settings or GossipSettings()
         self.rumours: dict[str, Rumour] = {}
@@ -394,7 +396,7 @@ class Gossip:
             self._probes.append(_Probe(target, self._seq, now))
             self.counters.probes += 1
             out.append(Outgoing(target, Ping(self._seq, self.digest, self._take_news())))
-        return out
+        return out + self._ask_an_unmet_seed(now)
 
     def _next_target(self) -> str | None:
         """Return the next member to probe: a fresh shuffle of every other member each pass."""
@@ -528,6 +530,25 @@ class Gossip:
         self.counters.syncs += 1
         self._rounds.last_sync = now
         return [Outgoing(self.random.choice(sorted(self.seeds)), self._sync_message(answer=True))]
+
+    def _ask_an_unmet_seed(self, now: float) -> list[Outgoing]:
+        """Every few rounds, ask a seed that is not in the table yet for its digest (it answers with its
+        table when they differ). Nodes that start together may each reach a different seed first and
+        form rings that know nothing of each other; once every seed is a member, no ring can be apart
+        (each probes the seeds, and a differing digest starts a sync), and this costs nothing."""
+        if (
+            not self._unmet_seeds
+            or now - self._rounds.last_seed_ask < self.settings.sync_rounds * self.settings.interval
+        ):
+            return []
+        self._rounds.last_seed_ask = now
+        known = self.rumours
+        self._unmet_seeds = [
+            s for s in self._unmet_seeds if s not in known and self.membership.node_at(s) is None
+        ]
+        if not self._unmet_seeds:
+            return []
+        return [Outgoing(self.random.choice(self._unmet_seeds), Sync((), self.digest, answer=True))]
 
     def _sync_message(self, *, answer: bool) -> Sync:
         if self._table is None:  # remembered until the table changes

@@ -130,6 +130,29 @@ def test_a_joiner_that_knows_only_a_seed_gets_the_whole_table_and_everyone_learn
     assert all(node.claim("new") is Claim.ALIVE for node in nodes.values())
 
 
+def test_nodes_that_started_together_and_met_different_seeds_first_become_one_ring() -> None:
+    names = [f"n{i}" for i in range(5)]
+    nodes = {name: _gossip(name, seeds=list(names)) for name in names}
+    for island in (["n0", "n1"], ["n2", "n3", "n4"]):  # each met only its own island's seeds
+        table = Sync(tuple(nodes[name].rumours[name] for name in island), 0, answer=False)
+        for name in island:
+            nodes[name].on_message(0.0, "boot", table)
+    assert nodes["n0"].claim("n2") is None
+    _run(nodes, 20)
+    assert len({node.digest for node in nodes.values()}) == 1
+    assert all(node.claim(other) is Claim.ALIVE for node in nodes.values() for other in names)
+
+
+def test_a_node_stops_asking_seeds_once_every_seed_is_a_member() -> None:
+    nodes = _cluster(4)
+    nodes["n0"] = _gossip("n0", seeds=["tcp://n1:1", "n2"])  # a seed by address and one by id
+    nodes["n0"].on_message(0.0, "boot", Sync(tuple(n.rumours[n.me] for n in nodes.values()), 0, False))
+    asks = [
+        item for tick in range(80) for item in nodes["n0"].tick(tick * 0.05) if isinstance(item.message, Sync)
+    ]
+    assert asks == []
+
+
 def test_digests_differ_exactly_when_the_tables_do_and_merging_is_order_free() -> None:
     one, two = _cluster(4), _cluster(4)
     assert one["n0"].digest == two["n3"].digest
