@@ -19,7 +19,16 @@ import zmq
 from protocol.endpoints import split_endpoint, with_key
 from protocol.messages import Kind, Message, ProtocolError, decode, encode
 from server import sockets
-from server.keys import CREATE_HINT, KeyFileError, KeyPair, generate, load_members, load_secret
+from server.keys import (
+    CREATE_HINT,
+    NO_MEMBER_KEYS,
+    KeyFileError,
+    KeyPair,
+    MemberKeys,
+    generate,
+    load_members,
+    load_secret,
+)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7000"
 INSECURE_ENV = "SHOPLIST_INSECURE"
@@ -123,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--out", required=True, type=Path, help="directory to write the two key files to")
     keys.add_argument("--json", action="store_true", help="print JSON")
     keys.set_defaults(run=_run_keys)
+
+    revoke = commands.add_parser("revoke", help="shut a node's or proxy's key out of the cluster")
+    revoke.add_argument("who", help="the key's name in the members file or directory, or the public key")
+    revoke.add_argument("--members", required=True, type=Path, help="the members file or directory to change")
+    revoke.set_defaults(run=_run_revoke)
     return parser
 
 
@@ -175,13 +189,13 @@ def _add_client_security(command: argparse.ArgumentParser) -> None:
 
 def _server_keys(
     args: argparse.Namespace, role: str, seeds: tuple[str, ...]
-) -> tuple[KeyPair | None, frozenset[str]] | None:
+) -> tuple[KeyPair | None, MemberKeys] | None:
     """Return the process's key pair and members (None, {} with --insecure); print why and return None
     when they are missing or bad, or a seed pins no key."""
     wants_members = hasattr(args, "members")
     if args.insecure:
         warn_loudly(INSECURE_WARNING)
-        return None, frozenset()
+        return None, NO_MEMBER_KEYS
     if args.key is None or (wants_members and args.members is None):
         needed = "--key FILE and --members FILE_OR_DIR" if wants_members else "--key FILE"
         print(
@@ -191,7 +205,7 @@ def _server_keys(
         return None
     try:
         pair = load_secret(args.key)
-        allowed = load_members(args.members) if wants_members else frozenset()
+        allowed = load_members(args.members) if wants_members else NO_MEMBER_KEYS
         for seed in seeds:
             if split_endpoint(seed)[1] is None:
                 raise ValueError(f"seed {seed} has no ?key=<its public key>; a Curve link must pin it")
@@ -224,6 +238,24 @@ def _run_keys(args: argparse.Namespace) -> int:
         print(
             f"wrote {public_path} (share it) and {secret_path} (owner-only, keep it secret)", file=sys.stderr
         )
+    return 0
+
+
+def _run_revoke(args: argparse.Namespace) -> int:
+    from server.keys import revoke
+    from server.node_service import MEMBERS_EVERY
+
+    try:
+        key, changed = revoke(args.members, args.who)
+    except (KeyFileError, OSError) as problem:
+        print(f"shoplist-server revoke: {problem}", file=sys.stderr)
+        return 1
+    print(key)
+    print(
+        f"revoked in {changed}: put this members file (or directory) on every node; running nodes read it"
+        f" again within {MEMBERS_EVERY:g} s, drop the key's links and build the ring without its member",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -415,8 +447,9 @@ def _run_status(args: argparse.Namespace) -> int:
     for member in info.get("members", []):
         hints = ", ".join(f"{owner}:{count}" for owner, count in member["hints_held"].items()) or "-"
         handoffs = ", ".join(f"{owner}:{state}" for owner, state in member["handoffs"].items()) or "-"
+        state = "revoked" if member.get("revoked") else member["state"]
         print(
-            f"{member['id']:<10} {member['state']:<8} {member['ownership']:>9.1%}  {hints:<20} {handoffs:<9} "
+            f"{member['id']:<10} {state:<8} {member['ownership']:>9.1%}  {hints:<20} {handoffs:<9} "
             f"{member['endpoint']}"
         )
     print()

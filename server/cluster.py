@@ -22,7 +22,7 @@ from protocol.local_cluster import local_cluster_file
 from protocol.messages import Kind
 from server import postgres
 from server.cli import request
-from server.keys import MEMBERS_FILE, SECRET_SUFFIX, KeyPair, ensure_key_pair, write_members
+from server.keys import MEMBERS_FILE, SECRET_SUFFIX, KeyPair, ensure_key_pair, load_members, write_members
 
 log = logging.getLogger("shoplist.cluster")
 
@@ -81,10 +81,13 @@ ADMIN_KEY = "admin"
 
 def cluster_keys(directory: Path, names: list[str]) -> dict[str, KeyPair]:
     """Return the key pair of every name (nodes, proxies, `admin`), creating the missing ones in
-    `directory` (owner-only), and write the members file that lists them all."""
+    `directory` (owner-only), and write the members file that lists them all (keeping the keys an
+    earlier run's file revoked)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     pairs = {name: ensure_key_pair(directory, name) for name in [*names, ADMIN_KEY]}
-    write_members(directory / MEMBERS_FILE, {name: pair.public for name, pair in pairs.items()})
+    members = directory / MEMBERS_FILE
+    revoked = load_members(members).revoked if members.exists() else frozenset()
+    write_members(members, {name: pair.public for name, pair in pairs.items()}, revoked)
     return pairs
 
 

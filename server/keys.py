@@ -3,6 +3,7 @@ allowed public keys. The text formats are pure functions; reading and writing fi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -16,6 +17,8 @@ from protocol.endpoints import is_key
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
 MEMBERS_FILE = "members"
+REVOKED_SUFFIX = ".revoked"
+REVOKED_WORD = "revoked"
 _FIELD = re.compile(r'^\s*(public-key|secret-key)\s*=\s*"([^"]*)"\s*$', re.MULTILINE)
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 CREATE_HINT = "create one with `shoplist-server keys --out DIR NAME`, or run with --insecure (plain text)"
@@ -81,25 +84,69 @@ def parse_key_file(text: str) -> tuple[str, str | None]:
     return str(public), secret
 
 
-def format_members(members: dict[str, str]) -> str:
-    """Return a members file: one `KEY NAME` line per member (name → public key), sorted by name."""
-    header = "# The public keys allowed into this cluster (nodes and proxies), one `KEY NAME` per line.\n"
-    return header + "".join(f"{key} {name}\n" for name, key in sorted(members.items()))
+def format_members(members: dict[str, str], revoked: frozenset[str] = frozenset()) -> str:
+    """Return a members file: one `KEY NAME` line per member (name → public key), sorted by name, those
+    whose key is in `revoked` as `revoked KEY NAME`, then a `revoked KEY` line for each other one."""
+    header = (
+        "# The public keys allowed into this cluster (nodes and proxies), one `KEY NAME` per line;\n"
+        "# `revoked KEY NAME` shuts a key out even where gossip announces it.\n"
+    )
+    lines = [
+        f"{REVOKED_WORD} " * (key in revoked) + f"{key} {name}\n" for name, key in sorted(members.items())
+    ]
+    others = sorted(revoked - set(members.values()))
+    return header + "".join(lines) + "".join(f"{REVOKED_WORD} {key}\n" for key in others)
 
 
-def parse_members(text: str) -> frozenset[str]:
-    """Return the public keys of a members file (`KEY [NAME]` lines; blank lines and lines starting with
-    `#` are skipped). Raises ValueError naming the first bad line."""
-    keys = set()
+@dataclass(frozen=True)
+class MemberKeys:
+    """A members file's keys: those allowed in, and those revoked (refused even if gossip announces them:
+    a revoked key is never allowed, whatever else lists it)."""
+
+    allowed: frozenset[str]
+    revoked: frozenset[str] = frozenset()
+
+
+NO_MEMBER_KEYS = MemberKeys(frozenset())
+"""What a plain-text process (--insecure) has: no keys at all."""
+
+
+def parse_members(text: str) -> MemberKeys:
+    """Return the keys of a members file: `KEY [NAME]` lines allow, `revoked KEY [NAME]` lines revoke;
+    blank lines and lines starting with `#` are skipped. Raises ValueError naming the first bad line."""
+    allowed, revoked = set(), set()
     for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        words = line.split()
+        if not words or words[0].startswith("#"):
             continue
-        key = stripped.split()[0]
+        is_revocation = words[0] == REVOKED_WORD
+        key = words[1] if is_revocation and len(words) > 1 else words[0]
         if not is_key(key):
-            raise ValueError(f"line {number} does not start with a 40-character Z85 public key")
-        keys.add(key)
-    return frozenset(keys)
+            what = "`revoked` is not followed by" if is_revocation else "does not start with"
+            raise ValueError(f"line {number} {what} a 40-character Z85 public key")
+        (revoked if is_revocation else allowed).add(key)
+    return MemberKeys(frozenset(allowed - revoked), frozenset(revoked))
+
+
+def revoke_in_members(text: str, who: str) -> tuple[str, str]:
+    """Return the members file `text` with the key named or given by `who` revoked, and that key. A key
+    the file does not list gets a `revoked KEY` line of its own. Raises ValueError when `who` is neither
+    a listed name nor a key."""
+    lines, found = text.splitlines(), None
+    for index, line in enumerate(lines):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        entry = words[1:] if words[0] == REVOKED_WORD else words
+        if entry and who in entry[:2]:
+            found = entry[0]
+            lines[index] = " ".join([REVOKED_WORD, *entry])
+    if found is None:
+        if not is_key(who):
+            raise ValueError(f"{who!r} is neither a name the members file lists nor a public key")
+        found = who
+        lines.append(f"{REVOKED_WORD} {who}")
+    return "".join(f"{line}\n" for line in lines), found
 
 
 # ----- files (I/O) ---------------------------------------------------------------------------------
@@ -131,23 +178,57 @@ def load_secret(path: Path) -> KeyPair:
     return KeyPair(public, secret)
 
 
-def load_members(path: Path) -> frozenset[str]:
-    """Return the allowed public keys in a members file, or in every `*.key` file of a directory.
-    Raises KeyFileError when there are none or a file is bad."""
+def load_members(path: Path) -> MemberKeys:
+    """Return the keys of a members file, or of a directory (every `*.key` file allows its key, every
+    `*.revoked` file revokes its). Raises KeyFileError when none is allowed or a file is bad."""
     if path.is_dir():
-        files = sorted(path.glob(f"*{PUBLIC_SUFFIX}"))
         try:
-            keys = frozenset(parse_key_file(_read(file, "public key file"))[0] for file in files)
+            allowed, revoked = (
+                frozenset(
+                    parse_key_file(_read(file, "key file"))[0] for file in sorted(path.glob(f"*{suffix}"))
+                )
+                for suffix in (PUBLIC_SUFFIX, REVOKED_SUFFIX)
+            )
         except ValueError as problem:
             raise KeyFileError(f"a key file in {path} is bad: {problem}") from None
+        keys = MemberKeys(allowed - revoked, revoked)
     else:
         try:
             keys = parse_members(_read(path, "members file"))
         except ValueError as problem:
             raise KeyFileError(f"members file {path}: {problem}") from None
-    if not keys:
+    if not keys.allowed:
         raise KeyFileError(f"{path} lists no member keys")
     return keys
+
+
+def revoke(path: Path, who: str) -> tuple[str, Path]:
+    """Revoke the key named or given by `who` in the members file or directory `path`; return the key
+    and the file that now revokes it. In a directory NAME.key becomes NAME.revoked (a key no file holds
+    gets a file of its own). Raises KeyFileError when `who` is unknown and not a key."""
+    if not path.is_dir():
+        try:
+            text, key = revoke_in_members(_read(path, "members file"), who)
+        except ValueError as problem:
+            raise KeyFileError(f"members file {path}: {problem}") from None
+        temporary = path.with_name(f".{path.name}.tmp")
+        _write(temporary, text, 0o644, replace=True)
+        temporary.replace(path)
+        return key, path
+    for file in sorted(path.glob(f"*{PUBLIC_SUFFIX}")):
+        try:
+            public = parse_key_file(_read(file, "key file"))[0]
+        except ValueError:
+            continue
+        if who in (file.name.removesuffix(PUBLIC_SUFFIX), public):
+            revoked = file.with_suffix(REVOKED_SUFFIX)
+            file.replace(revoked)
+            return public, revoked
+    if not is_key(who):
+        raise KeyFileError(f"{path} holds no key file named {who!r}, and {who!r} is not a public key")
+    revoked = path / f"revoked-{hashlib.sha256(who.encode()).hexdigest()[:12]}{REVOKED_SUFFIX}"
+    _write(revoked, format_key_file("revoked", who, None), 0o644, replace=True)
+    return who, revoked
 
 
 def write_key_pair(directory: Path, name: str, pair: KeyPair | None = None) -> tuple[KeyPair, Path, Path]:
@@ -174,10 +255,10 @@ def ensure_key_pair(directory: Path, name: str) -> KeyPair:
     return write_key_pair(directory, name)[0]
 
 
-def write_members(path: Path, members: dict[str, str]) -> None:
-    """Write the members file `path` (name → public key), replacing it atomically."""
+def write_members(path: Path, members: dict[str, str], revoked: frozenset[str] = frozenset()) -> None:
+    """Write the members file `path` (name → public key, and the `revoked` keys), replacing it atomically."""
     temporary = path.with_name(f".{path.name}.tmp")
-    _write(temporary, format_members(members), 0o644, replace=True)
+    _write(temporary, format_members(members, revoked), 0o644, replace=True)
     temporary.replace(path)
 
 

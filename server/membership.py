@@ -75,6 +75,8 @@ class Membership:
         self.me = me
         self.table: dict[str, MemberRecord] = {me.node_id: me} if me else {}
         self._liveness: dict[str, Liveness] = {me.node_id: Liveness.ALIVE} if me else {}
+        self.revoked: frozenset[str] = frozenset()
+        """Public keys the cluster's admins revoked: members serving with one are no part of the ring."""
 
     def on_gossip(self, now: float, records: dict[str, MemberRecord]) -> None:
         """Store records that gossip found newer than ours (never one about this process: only it
@@ -135,11 +137,21 @@ class Membership:
 
     def member_keys(self) -> frozenset[str]:
         """Return the public keys of every member in the table (learnt from authenticated peers only)."""
-        return frozenset(record.key for record in self.table.values() if record.key)
+        return frozenset(record.key for record in self.table.values() if record.key) - self.revoked
 
     def ring_members(self) -> list[str]:
-        """Return the members the ring is built from: every known member but those leaving, sorted."""
-        return sorted(node_id for node_id, record in self.table.items() if not record.leaving)
+        """Return the members the ring is built from: every known member but those leaving or revoked,
+        sorted."""
+        return sorted(
+            node_id
+            for node_id, record in self.table.items()
+            if not record.leaving and not self.is_revoked(record)
+        )
+
+    def is_revoked(self, record: MemberRecord) -> bool:
+        """Return whether `record` serves with a revoked key (never this process's own record)."""
+        own = self.me.node_id if self.me else None
+        return bool(self.revoked) and record.key in self.revoked and record.node_id != own
 
     def peers(self) -> list[MemberRecord]:
         """Return every known member but this process."""

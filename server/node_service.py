@@ -39,7 +39,7 @@ from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_d
 from server.gossip import Claim, Gossip, Outgoing
 from server.gossip_wire import from_message, to_message
 from server.handoff import HandoffTracker, exchange_plan
-from server.keys import KeyFileError, KeyPair, load_members
+from server.keys import NO_MEMBER_KEYS, KeyFileError, KeyPair, MemberKeys, load_members
 from server.links import Links
 from server.log_throttle import Throttle
 from server.membership import MemberRecord, Membership
@@ -87,8 +87,9 @@ class NodeSettings:
     leave: bool = False
     keys: KeyPair | None = None
     """The node's own Curve key pair; None runs it in plain text (--insecure)."""
-    members: frozenset[str] = frozenset()
-    """Public keys allowed to connect (nodes and proxies), besides those members announce in gossip."""
+    members: MemberKeys = NO_MEMBER_KEYS
+    """Public keys allowed to connect (nodes and proxies), besides those members announce in gossip, and
+    the revoked ones, refused whoever announces them."""
     members_file: Path | None = None
     """Where `members` came from; read again when it changes."""
     max_store_work: int = STORE_WORK
@@ -129,7 +130,8 @@ class NodeService:
             server_key=self._server_key,
         )
         self.authenticator: AsyncioAuthenticator | None = None
-        self.allowed = settings.members
+        self.member_keys = settings.members
+        self.membership.revoked = settings.members.revoked
         self._refused: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.tree = DigestTree(settings.partitions)
@@ -201,18 +203,25 @@ class NodeService:
 
     def _server_key(self, endpoint: str) -> str | None:
         """Return the public key to pin for a peer endpoint: its member record's, else its seed's."""
-        return self.membership.key_at(endpoint) or self.seed_keys.get(endpoint)
+        key = self.membership.key_at(endpoint) or self.seed_keys.get(endpoint)
+        return None if key in self.membership.revoked else key
 
     def callback(self, domain: str, key: bytes) -> bool:
         """ZAP: admit a client key if the members file lists it or an authenticated member announced it
         in gossip (a node that joined through a seed that lists it)."""
         text = key.decode("ascii", "replace")
-        if text in self.allowed or text in self.membership.member_keys():
+        if text in self.member_keys.revoked:
+            self._refuse_once(key, f"refused a connection from the revoked key {text}")
+            return False
+        if text in self.member_keys.allowed or text in self.membership.member_keys():
             return True
+        self._refuse_once(key, f"refused a connection from an unknown key {text}")
+        return False
+
+    def _refuse_once(self, key: bytes, text: str) -> None:
         if key not in self._refused and len(self._refused) < 1000:
             self._refused.add(key)
-            log.warning("refused a connection from an unknown key %s", text)
-        return False
+            log.warning("%s", text)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""
@@ -259,7 +268,13 @@ class NodeService:
 
     async def _serve(self) -> None:
         while True:
-            frames = await self.router.recv_multipart(copy=True)
+            if self.membership.revoked:  # a revoked peer may hold a connection it opened before
+                received = await self.router.recv_multipart(copy=False)
+                if received[0].get("User-Id") in self.membership.revoked:
+                    continue
+                frames = [frame.bytes for frame in received]
+            else:
+                frames = await self.router.recv_multipart(copy=True)
             identity, payload = frames[0], frames[1:]
             try:
                 message = decode(payload)
@@ -700,13 +715,41 @@ class NodeService:
                 continue
             seen = changed
             try:
-                allowed = load_members(path)
+                keys = load_members(path)
             except KeyFileError as problem:
                 log.error("kept the old member keys: %s", problem)
                 continue
-            if allowed != self.allowed:
-                log.info("members file %s now lists %d keys (was %d)", path, len(allowed), len(self.allowed))
-                self.allowed = allowed
+            if keys != self.member_keys:
+                log.info(
+                    "members file %s now allows %d keys and revokes %d (was %d and %d)",
+                    path,
+                    len(keys.allowed),
+                    len(keys.revoked),
+                    len(self.member_keys.allowed),
+                    len(self.member_keys.revoked),
+                )
+                await self._apply_member_keys(keys)
+
+    async def _apply_member_keys(self, keys: MemberKeys) -> None:
+        """Take new member keys. A newly revoked key also loses what it holds already: the ring is built
+        without its member, links to it close, and the publisher is bound again, which ends every
+        subscription (the others reconnect through ZAP; requests are checked per message)."""
+        newly_revoked = keys.revoked - self.member_keys.revoked
+        self.member_keys = keys
+        self.membership.revoked = keys.revoked
+        if not newly_revoked:
+            return
+        for record in self.membership.peers():
+            self.links.ensure(record.endpoint)  # a link pinning a revoked key is dropped
+        self._rebuild_ring()
+        self.publisher.unbind(self.settings.publish)
+        for _ in range(100):  # the old listener closes in zmq's I/O thread: its port frees up shortly
+            try:
+                self.publisher.bind(self.settings.publish)
+                return
+            except zmq.ZMQError:
+                await asyncio.sleep(0.05)
+        log.error("could not bind the publisher at %s again after revoking keys", self.settings.publish)
 
     async def _scrub_loop(self) -> None:
         """Walk the stored lists slowly, re-reading each from disk, so that a change made behind the node's
@@ -789,6 +832,7 @@ class NodeService:
                     "key": record.key,
                     "state": self.membership.liveness(record.node_id).value,
                     "ownership": round(shares.get(record.node_id, 0.0), 4),
+                    "revoked": self.membership.is_revoked(record),
                     **_gossiped(record, self.gossip.claim(record.node_id)),
                 }
                 for record in sorted(self.membership.table.values(), key=lambda r: r.node_id)

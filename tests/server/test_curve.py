@@ -20,7 +20,7 @@ from protocol.endpoints import split_endpoint, with_key
 from protocol.messages import Kind
 from server.cli import request
 from server.cluster import free_ports
-from server.keys import generate, write_key_pair
+from server.keys import MemberKeys, generate, write_key_pair
 from server.membership import MemberRecord
 from server.node_core import Config
 from server.node_service import NodeService, NodeSettings
@@ -114,9 +114,10 @@ def test_an_insecure_proxy_logs_a_loud_warning(proxies: dict[str, Any]) -> None:
     assert "INSECURE: running in plain text" in proxies["plain_log"].read_text()
 
 
-def _node_service(members: frozenset[str]) -> NodeService:
+def _node_service(members: frozenset[str], revoked: frozenset[str] = frozenset()) -> NodeService:
+    keys = MemberKeys(members, revoked)
     settings = NodeSettings(
-        "n1", "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", (), Config(), keys=generate(), members=members
+        "n1", "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", (), Config(), keys=generate(), members=keys
     )
     return NodeService(settings, SimpleNamespace())  # type: ignore[arg-type]  # ZAP needs no storage
 
@@ -131,5 +132,19 @@ def test_a_node_admits_member_keys_and_keys_announced_by_members_and_refuses_oth
         service.membership.on_gossip(0.0, {"n4": record})  # gossip only arrives over admitted links
         assert service.callback("shoplist", newcomer.encode())
         assert not service.callback("shoplist", stranger.encode())
+    finally:
+        service.context.destroy(0)
+
+
+def test_a_node_refuses_a_revoked_key_even_when_a_member_announces_it_and_never_dials_it() -> None:
+    member, revoked = generate().public, generate().public
+    service = _node_service(frozenset({member}), frozenset({revoked}))
+    try:
+        record = MemberRecord("n4", "tcp://127.0.0.1:9", "tcp://127.0.0.1:10", 1, key=revoked)
+        service.membership.on_gossip(0.0, {"n4": record})
+        assert service.callback("shoplist", member.encode())
+        assert not service.callback("shoplist", revoked.encode())
+        assert service._server_key("tcp://127.0.0.1:9") is None
+        assert service.membership.ring_members() == ["n1"]
     finally:
         service.context.destroy(0)

@@ -21,6 +21,8 @@ from server.keys import (
     others_may_read,
     parse_key_file,
     parse_members,
+    revoke,
+    revoke_in_members,
     write_key_pair,
     write_members,
 )
@@ -98,8 +100,8 @@ def test_members_come_from_a_members_file_or_a_directory_of_public_keys(tmp_path
     pairs = {name: write_key_pair(tmp_path / "keys", name)[0] for name in ("n1", "n2", "p1")}
     write_members(tmp_path / "members", {name: pair.public for name, pair in pairs.items()})
     expected = frozenset(pair.public for pair in pairs.values())
-    assert load_members(tmp_path / "members") == expected
-    assert load_members(tmp_path / "keys") == expected  # *.key only: the secrets are not members
+    assert load_members(tmp_path / "members").allowed == expected
+    assert load_members(tmp_path / "keys").allowed == expected  # *.key only: the secrets are not members
 
 
 def test_a_members_file_with_a_bad_line_or_no_keys_is_refused(tmp_path: Path) -> None:
@@ -144,3 +146,60 @@ def test_a_server_refuses_a_seed_that_pins_no_key(tmp_path: Path) -> None:
     command += ["--key", str(tmp_path / "p1.key_secret")]
     shown = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
     assert shown.returncode == 2 and "has no ?key=" in shown.stderr
+
+
+def test_a_revoked_line_revokes_its_key_even_where_another_line_allows_it() -> None:
+    kept, gone = generate().public, generate().public
+    keys = parse_members(f"{kept} n1\n{gone} n2\nrevoked {gone} n2\n")
+    assert keys.allowed == frozenset({kept}) and keys.revoked == frozenset({gone})
+    with pytest.raises(ValueError, match="line 1 `revoked` is not followed by"):
+        parse_members("revoked n2\n")
+
+
+def test_revoking_by_name_or_key_marks_the_line_and_an_unlisted_key_gets_a_line_of_its_own() -> None:
+    one, two, stranger = generate().public, generate().public, generate().public
+    text = f"# header\n{one} n1\n{two} n2\n"
+    by_name, key = revoke_in_members(text, "n2")
+    assert key == two and parse_members(by_name).revoked == frozenset({two})
+    assert revoke_in_members(by_name, two) == (by_name, two)  # revoking again changes nothing
+    by_key, _ = revoke_in_members(text, one)
+    assert parse_members(by_key).allowed == frozenset({two})
+    unlisted, key = revoke_in_members(text, stranger)
+    assert key == stranger and unlisted.endswith(f"revoked {stranger}\n")
+    with pytest.raises(ValueError, match="neither a name"):
+        revoke_in_members(text, "n7")
+
+
+def test_revoke_renames_a_directorys_key_file_and_rewrites_a_members_file(tmp_path: Path) -> None:
+    pairs = {name: write_key_pair(tmp_path / "keys", name)[0] for name in ("n1", "n2")}
+    key, changed = revoke(tmp_path / "keys", "n2")
+    assert key == pairs["n2"].public and changed == tmp_path / "keys" / "n2.revoked"
+    assert not (tmp_path / "keys" / "n2.key").exists()
+    loaded = load_members(tmp_path / "keys")
+    assert loaded.allowed == frozenset({pairs["n1"].public}) and loaded.revoked == frozenset({key})
+    write_members(tmp_path / "members", {name: pair.public for name, pair in pairs.items()})
+    revoke(tmp_path / "members", pairs["n1"].public)
+    assert load_members(tmp_path / "members").revoked == frozenset({pairs["n1"].public})
+    with pytest.raises(KeyFileError, match="no key file named 'n7'"):
+        revoke(tmp_path / "keys", "n7")
+
+
+def test_the_revoke_command_prints_the_key_and_fails_clearly_for_an_unknown_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = write_key_pair(tmp_path, "n1")[0]
+    write_key_pair(tmp_path, "n2")
+    assert main(["revoke", "--members", str(tmp_path), "n1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == pair.public and "on every node" in err
+    assert main(["revoke", "--members", str(tmp_path), "nobody"]) == 1
+    assert "no key file named 'nobody'" in capsys.readouterr().err
+
+
+def test_a_local_cluster_started_again_keeps_the_keys_its_members_file_revoked(tmp_path: Path) -> None:
+    from server.cluster import cluster_keys
+
+    pairs = cluster_keys(tmp_path, ["n1", "n2"])
+    revoke(tmp_path / "members", "n2")
+    cluster_keys(tmp_path, ["n1", "n2"])
+    assert load_members(tmp_path / "members").revoked == frozenset({pairs["n2"].public})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from server.keys import generate
 from server.membership import Evidence, Liveness, MemberRecord, Membership, next_liveness
 
 
@@ -88,3 +89,14 @@ def test_a_member_key_is_found_by_either_endpoint_and_counts_as_a_member_key() -
     assert view.key_at("tcp://b:1") == view.key_at("tcp://b:2") == key
     assert view.key_at("tcp://a:1") is None  # a plain-text member announces no key
     assert view.member_keys() == frozenset({key})
+
+
+def test_a_member_serving_with_a_revoked_key_is_no_part_of_the_ring_and_its_key_no_member_key() -> None:
+    mine, theirs, revoked = generate().public, generate().public, generate().public
+    view = Membership(MemberRecord("n1", "tcp://a:1", "tcp://a:2", 1, key=mine), 0.0)
+    view.on_gossip(0.1, {"n2": MemberRecord("n2", "tcp://b:1", "tcp://b:2", 1, key=theirs)})
+    view.on_gossip(0.1, {"n3": MemberRecord("n3", "tcp://c:1", "tcp://c:2", 1, key=revoked)})
+    view.revoked = frozenset({revoked, mine})  # this process never shuts itself out
+    assert view.ring_members() == ["n1", "n2"]
+    assert view.member_keys() == frozenset({theirs})
+    assert [record.node_id for record in view.peers()] == ["n2", "n3"]  # still known, for status
