@@ -733,15 +733,16 @@ class NodeService:
     async def _apply_member_keys(self, keys: MemberKeys) -> None:
         """Take new member keys. A newly revoked key also loses what it holds already: the ring is built
         without its member, links to it close, and the publisher is bound again, which ends every
-        subscription (the others reconnect through ZAP; requests are checked per message)."""
+        subscription (the others reconnect through ZAP; requests are checked per message). A key no
+        longer revoked gets its member back into the ring."""
         newly_revoked = keys.revoked - self.member_keys.revoked
         self.member_keys = keys
         self.membership.revoked = keys.revoked
-        if not newly_revoked:
-            return
         for record in self.membership.peers():
             self.links.ensure(record.endpoint)  # a link pinning a revoked key is dropped
-        self._rebuild_ring()
+        self._rebuild_ring()  # without a newly revoked member, or with one taken back
+        if not newly_revoked:
+            return
         self.publisher.unbind(self.settings.publish)
         for _ in range(100):  # the old listener closes in zmq's I/O thread: its port frees up shortly
             try:
