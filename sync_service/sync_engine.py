@@ -177,7 +177,8 @@ class SyncEngine:
         if sent is None or sent.is_push:
             return self._requests(now)  # not a pull of ours: a push answered this way is still unacknowledged
         del self._in_flight[request]
-        effects: list[Effect] = [ApplyRemote(sent.list_id, state)] if state is not None else []
+        followed = sent.list_id in self.lists  # a list removed while its pull was in flight stays removed
+        effects: list[Effect] = [ApplyRemote(sent.list_id, state)] if state is not None and followed else []
         return effects + self._succeeded(now)
 
     def on_request_failed(self, now: float, request: int) -> list[Effect]:
@@ -185,7 +186,7 @@ class SyncEngine:
         sent = self._in_flight.pop(request, None)
         if sent is None:
             return []
-        if not sent.is_push:
+        if not sent.is_push and sent.list_id in self.lists:
             self._to_pull.add(sent.list_id)
         self.online = False
         self._retry_at = now + self.backoff.delay(self._failures, self.rng)

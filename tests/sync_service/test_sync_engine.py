@@ -311,3 +311,15 @@ def test_a_restored_connection_pulls_every_list_again() -> None:
             engine.on_pull_reply(0.0, pull.request, None)
     again = engine.on_connection_restored(5.0)
     assert sorted(effect.list_id for effect in again if isinstance(effect, Pull)) == sorted(LISTS)
+
+
+def test_a_list_removed_while_its_pull_is_in_flight_is_neither_applied_nor_pulled_again() -> None:
+    engine, effects = _started(LISTS)
+    pulls = {effect.list_id: effect.request for effect in effects if isinstance(effect, Pull)}
+    engine.on_list_removed("list-b")
+    state = ShoppingList("other-home").add_item("Milk", 1).to_bytes()
+    assert not any(isinstance(e, ApplyRemote) for e in engine.on_pull_reply(0.0, pulls["list-b"], state))
+    engine.on_request_failed(0.0, pulls["list-a"])
+    engine.on_list_removed("list-a")
+    later = engine.tick(1000.0) + engine.on_connection_restored(1000.0)
+    assert not any(isinstance(effect, Pull) for effect in later)
