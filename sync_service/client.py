@@ -214,7 +214,8 @@ class CloudClient:
     def close(self) -> None:
         """Close the socket (the client reconnects on next use)."""
         if self._socket is not None:
-            self._socket.disable_monitor()
+            if not self._socket.closed:  # a destroyed context closed it already, and its monitor
+                self._socket.disable_monitor()
             self._monitor.close(0)
             self._socket.close(0)
             self._socket = None

@@ -4,8 +4,10 @@ the system has none, in an owner-only file in the home, and said which."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +25,9 @@ from sync_service.keychain_core import (
     describe,
     display_name,
     encode_file,
+    no_backend_problem,
     parse_setting,
+    platform_backend,
     service_name,
 )
 
@@ -226,11 +230,29 @@ def _system_keyring() -> tuple[Backend | None, str | None, str]:
         backend = keyring.get_keyring()
     except Exception as error:
         return None, f"no keyring backend loads ({_reason(error)})", ""
-    if isinstance(backend, fail.Keyring | null.Keyring):
-        return None, "no keyring backend is available", ""
-    if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
-        return None, "no keyring backend is available", ""
+    if isinstance(backend, fail.Keyring | null.Keyring) or (
+        isinstance(backend, chainer.ChainerBackend) and not backend.backends
+    ):
+        return None, no_backend_problem(*_platform_backend_problem()), ""
     return backend, None, _backend_display_name(backend)
+
+
+def _platform_backend_problem() -> tuple[str | None, str | None]:
+    """Return the name of this platform's keyring backend and why it cannot be used (None, None when
+    there is no such backend or it can be used): keyring itself only says that none is available."""
+    place = platform_backend(sys.platform)
+    if place is None:
+        return None, None
+    module_name, class_name = place
+    name = display_name(module_name.rpartition(".")[2])
+    try:
+        backend_class = getattr(importlib.import_module(module_name), class_name)
+        backend_class.priority  # noqa: B018 - raises, with the reason, where the backend cannot work
+    except ImportError as error:  # a build without the backend: say so, it is not the system's fault
+        return name, f"not in this build ({_reason(error)})"
+    except Exception as error:
+        return name, _reason(error)
+    return None, None
 
 
 def _probe(home: Home, backend: Backend) -> str | None:

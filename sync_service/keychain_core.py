@@ -17,6 +17,13 @@ MAX_NAME_LENGTH = 100
 MAX_VALUE_LENGTH = 10_000
 
 Kind = Literal["keyring", "file"]
+# The backend that is the system keyring on each platform (module, class): when keyring finds no backend,
+# the reason this one gave is what the user needs to read (no D-Bus session, a build without it, ...).
+PLATFORM_BACKENDS = {
+    "linux": ("keyring.backends.SecretService", "Keyring"),
+    "darwin": ("keyring.backends.macOS", "Keyring"),
+    "win32": ("keyring.backends.Windows", "WinVaultKeyring"),
+}
 
 
 class KeychainError(EnvironmentProblem):
@@ -82,13 +89,13 @@ def choose(
         return Choice("keyring")
     if setting == "system":
         raise KeychainError(f"{SETTING_ENV}=system, but the system keyring cannot be used: {keyring_problem}")
-    return Choice("file", "this system has no keyring")
+    return Choice("file", f"the system keyring cannot be used: {keyring_problem}")
 
 
 def describe(choice: Choice, backend_name: str, file_path: str) -> str:
     """Return, in one human sentence fragment, where the secrets are: "the system keyring
-    (SecretService)" or "an owner-only file, HOME/secrets/secrets.json, because this system has no
-    keyring"."""
+    (SecretService)" or "an owner-only file, HOME/secrets/secrets.json, because the system keyring cannot
+    be used: no keyring backend is available (...)"."""
     if choice.kind == "keyring":
         return f"the system keyring ({backend_name})"
     return f"an owner-only file, {file_path}, because {choice.reason}"
@@ -119,6 +126,19 @@ class SecretsReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SecretsReport:
         return cls(data["where"], bool(data["fallback"]), data["problem"])
+
+
+def platform_backend(platform: str) -> tuple[str, str] | None:
+    """Return the (module, class) of the system keyring backend on `platform` (a `sys.platform` value),
+    or None where keyring has none."""
+    return PLATFORM_BACKENDS.get("linux" if platform.startswith("linux") else platform)
+
+
+def no_backend_problem(backend_name: str | None, why: str | None) -> str:
+    """Return why no keyring backend is available, naming the platform's own backend and its reason."""
+    if backend_name is None or why is None:
+        return "no keyring backend is available"
+    return f"no keyring backend is available ({backend_name}: {why})"
 
 
 def display_name(keyring_name: str) -> str:

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from keyring.backends import fail
 
+from sync_service import keychain_core
 from sync_service.home import Home
 from sync_service.keychain import (
     CLIENT_PUBLIC_KEY,
@@ -33,6 +35,7 @@ from sync_service.keychain_core import (
     choose,
     decode_file,
     encode_file,
+    platform_backend,
     service_name,
 )
 from tests.sync_service.fake_keyring import LockedKeyring, MemoryKeyring
@@ -204,7 +207,36 @@ def test_no_keyring_backend_falls_back_to_the_file_and_says_so(
     keyring.set_keyring(fail.Keyring())
     keychain = open_keychain(home)
     assert keychain.is_fallback
-    assert keychain.where().endswith("because this system has no keyring")
+    assert "because the system keyring cannot be used: no keyring backend is available" in keychain.where()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Secret Service is Linux's keyring")
+def test_without_a_backend_the_reason_names_the_platform_backend_and_why_it_failed(
+    home: Home, system_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring.set_keyring(fail.Keyring())
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    assert (
+        open_keychain(home)
+        .where()
+        .endswith(
+            "no keyring backend is available (SecretService: Unable to initialize SecretService:"
+            " Environment variable DBUS_SESSION_BUS_ADDRESS is unset)"
+        )
+    )
+
+
+def test_a_backend_missing_from_the_build_is_named_as_such(
+    home: Home, system_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring.set_keyring(fail.Keyring())
+    monkeypatch.setitem(keychain_core.PLATFORM_BACKENDS, "linux", ("keyring.backends.NoSuchBackend", "K"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert (
+        open_keychain(home)
+        .where()
+        .endswith("(NoSuchBackend: not in this build (No module named 'keyring.backends.NoSuchBackend'))")
+    )
 
 
 def test_a_keyring_that_fails_its_first_use_falls_back_to_the_file(
@@ -214,7 +246,8 @@ def test_a_keyring_that_fails_its_first_use_falls_back_to_the_file(
     keychain = open_keychain(home)
     keychain.set("a", "1")
     assert keychain.is_fallback and secrets_file(home).exists()
-    assert open_keychain(home).where().endswith("because this system has no keyring")  # said again later
+    reason = "because the system keyring cannot be used: the collection is locked"
+    assert open_keychain(home).where().endswith(reason)  # said again later
 
 
 def test_a_home_in_the_keyring_never_falls_back_when_the_keyring_is_gone(
@@ -244,9 +277,18 @@ def test_a_home_with_a_file_keeps_it_when_a_keyring_appears(
     assert system_keyring.passwords == {}
 
 
+def test_each_platform_names_its_own_keyring_backend() -> None:
+    assert platform_backend("linux") == ("keyring.backends.SecretService", "Keyring")
+    assert platform_backend("darwin") == ("keyring.backends.macOS", "Keyring")
+    assert platform_backend("win32") == ("keyring.backends.Windows", "WinVaultKeyring")
+    assert platform_backend("freebsd14") is None
+
+
 def test_the_choice_table() -> None:
     assert choose("auto", None, None) == Choice("keyring")
-    assert choose("auto", None, "no backend") == Choice("file", "this system has no keyring")
+    assert choose("auto", None, "no backend") == Choice(
+        "file", "the system keyring cannot be used: no backend"
+    )
     assert choose("file", None, None).kind == "file"
     assert choose("auto", "file", None, "this system has no keyring").reason == "this system has no keyring"
     assert choose("auto", "keyring", None) == Choice("keyring")
