@@ -18,7 +18,7 @@ import zmq
 
 from protocol.endpoints import split_endpoint, with_key
 from protocol.messages import Kind, Message, ProtocolError, decode, encode
-from server import allocator, sockets
+from server import sockets
 from server.keys import CREATE_HINT, KeyFileError, KeyPair, generate, load_members, load_secret
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7000"
@@ -247,11 +247,12 @@ def _stop_event_on_signals() -> asyncio.Event:
 
 def _run_node(args: argparse.Namespace) -> int:
     from server import postgres
+    from server.allocator import return_large_buffers
     from server.node_core import Config
     from server.node_service import NodeSettings, serve_node
 
     sockets.setup_logging(f"node/{args.id}", args.log_level)
-    allocator.return_large_buffers()
+    return_large_buffers()
     seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
     security = _server_keys(args, "node", seeds)
     if security is None:
@@ -304,10 +305,11 @@ def _load_limits(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _run_proxy(args: argparse.Namespace) -> int:
+    from server.allocator import return_large_buffers
     from server.proxy_service import ProxyService, ProxySettings
 
     sockets.setup_logging(f"proxy/{args.id}", args.log_level)
-    allocator.return_large_buffers()
+    return_large_buffers()
     if args.burst < 1:
         print("shoplist-server proxy: --burst must be at least 1", file=sys.stderr)
         return 2

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a gli
 SCRIPT = textwrap.dedent(
     """
     import ctypes, sys
-        class MallInfo2(ctypes.Structure):
+    from server.allocator import return_large_buffers
+
+    class MallInfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (
             "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
             "fordblks", "keepcost")]
