@@ -177,7 +177,10 @@ class SyncEngine:
         if sent is None or sent.is_push:
             return self._requests(now)  # not a pull of ours: a push answered this way is still unacknowledged
         del self._in_flight[request]
-        effects: list[Effect] = [ApplyRemote(sent.list_id, state)] if state is not None else []
+        # A list removed while its pull was in flight is not followed any more: applying it would bring
+        # it back.
+        followed = sent.list_id in self.lists
+        effects: list[Effect] = [ApplyRemote(sent.list_id, state)] if state is not None and followed else []
         return effects + self._succeeded(now)
 
     def on_request_failed(self, now: float, request: int) -> list[Effect]:

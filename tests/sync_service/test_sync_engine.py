@@ -286,6 +286,17 @@ def test_updates_of_lists_not_in_this_home_are_ignored() -> None:
     assert engine.on_remote_update("someone-else", b"state") == []
 
 
+def test_a_pull_answered_after_its_list_was_removed_is_not_applied() -> None:
+    # Found by the sync engine's fuzz test: applying it would bring the removed list back.
+    engine, started = _started(("list-a",))
+    (pull,) = [effect for effect in started if isinstance(effect, Pull)]
+    engine.on_list_removed("list-a")
+    state = ShoppingList("cloud").add_item("Milk").to_bytes()
+    assert not any(
+        isinstance(effect, ApplyRemote) for effect in engine.on_pull_reply(0.0, pull.request, state)
+    )
+
+
 def test_the_echo_of_an_own_push_is_not_merged_again_but_other_changes_are() -> None:
     engine, started = _started(("list-a",))
     (pull,) = [effect for effect in started if isinstance(effect, Pull)]
