@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         help="writes and reads coordinated at once; more are answered `unavailable` (default 333)",
     )
     node.add_argument(
+        "--cache-mb",
+        type=_positive(int),
+        metavar="MB",
+        help="memory for lists kept decoded in memory (estimated); the least recently used go (default 16)",
+    )
+    node.add_argument(
         "--scrub-every", type=float, default=60.0, help="seconds between re-reading lists from disk"
     )
     node.set_defaults(run=_run_node)
@@ -273,10 +279,12 @@ def _stop_event_on_signals() -> asyncio.Event:
 
 def _run_node(args: argparse.Namespace) -> int:
     from server import postgres
+    from server.allocator import return_large_buffers
     from server.node_core import Config
     from server.node_service import NodeSettings, serve_node
 
     sockets.setup_logging(f"node/{args.id}", args.log_level)
+    return_large_buffers()
     seeds = _seeds(args.seeds) + ((args.join,) if args.join else ())
     security = _server_keys(args, "node", seeds)
     if security is None:
@@ -318,15 +326,22 @@ def _run_node(args: argparse.Namespace) -> int:
 
 
 def _load_limits(args: argparse.Namespace) -> dict[str, int]:
-    """Return the node's in-flight caps given on the command line (the others keep their defaults)."""
-    limits = {"max_store_work": args.max_store_work, "max_coordinating": args.max_coordinating}
+    """Return the node's in-flight caps and cache budget given on the command line (the others keep their
+    defaults)."""
+    limits = {
+        "max_store_work": args.max_store_work,
+        "max_coordinating": args.max_coordinating,
+        "cache_bytes": args.cache_mb * 1024 * 1024 if args.cache_mb else None,
+    }
     return {name: value for name, value in limits.items() if value is not None}
 
 
 def _run_proxy(args: argparse.Namespace) -> int:
+    from server.allocator import return_large_buffers
     from server.proxy_service import ProxyService, ProxySettings
 
     sockets.setup_logging(f"proxy/{args.id}", args.log_level)
+    return_large_buffers()
     if args.burst < 1:
         print("shoplist-server proxy: --burst must be at least 1", file=sys.stderr)
         return 2

@@ -46,7 +46,7 @@ from server.membership import MemberRecord, Membership
 from server.merkle import DigestTree
 from server.node_core import Config, Effect, Handoff, NodeCore, Publish, Respond, Send
 from server.ring import RingHolder, build_ring
-from server.storage import MAX_BATCH, Storage
+from server.storage import CACHE_BYTES, MAX_BATCH, Storage
 
 log = logging.getLogger("shoplist.node")
 
@@ -97,6 +97,8 @@ class NodeSettings:
     it the node answers `unavailable` at once instead of queueing them in memory."""
     max_coordinating: int = COORDINATING
     """Writes and reads coordinated at once; past it a new one is answered `unavailable` at once."""
+    cache_bytes: int = CACHE_BYTES
+    """Estimated memory the storage may keep decoded lists in (see storage.CACHE_BYTES)."""
 
 
 class NodeService:
@@ -847,6 +849,7 @@ class NodeService:
                 "coordinating_limit": self.settings.max_coordinating,
                 "coordinating_refused": self.coordinating_refused,
                 "replica": self.store_work.status(),
+                "cache": self.storage.cache_status(),
             },
             "anti_entropy": self.anti_entropy_status(),
             "handoff": self.handoff_status(),
@@ -902,7 +905,7 @@ async def serve_node(
     settings: NodeSettings, uri: str, stop: asyncio.Event, ready: Callable[[], None]
 ) -> None:
     """Open storage at `uri`, then run a node until `stop` is set."""
-    storage = Storage(uri)
+    storage = Storage(uri, settings.cache_bytes)
     await storage.open()
     service = NodeService(settings, storage)
     await service.prepare()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -55,7 +57,36 @@ WHERE list_id = %(list_id)s AND EXISTS (SELECT 1 FROM lists WHERE list_id = %(li
 REFUSED_WRITES = (psycopg.DataError, psycopg.IntegrityError)
 """Errors that say the database refused what one write holds, rather than that it is unreachable."""
 CACHE_LISTS = 2048
+CACHE_BYTES = 16 * 1024 * 1024
+"""Default memory budget of the list cache. Bounded by bytes as well as by count: a few hostile writers
+can grow lists without end (any item names, any replicas), and 2,048 big lists would not fit a node."""
+BYTES_PER_STORED_BYTE = 16
+"""A decoded list takes about 16 times the bytes of its header and item records (measured on lists of
+10 to 500 items and 1 to 50 writers: 15 to 17)."""
+BYTES_PER_LIST = 1024
+"""Memory a cached list costs besides its records: the empty list, its cache and digest entries."""
 MAX_BATCH = 256
+
+
+class _Summary(NamedTuple):
+    """What the storage keeps about a cached list besides the list: its digest and its stored size."""
+
+    digest: int
+    header_hash: int
+    header_size: int
+    stored_size: int  # bytes of its header and item records
+
+    def memory(self) -> int:
+        """Return the estimated memory the cached list takes."""
+        return BYTES_PER_LIST + BYTES_PER_STORED_BYTE * self.stored_size
+
+
+@dataclass
+class _ListLock:
+    """A list's lock and how many callers hold it or wait for it (the entry goes when none does)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 @dataclass
@@ -82,18 +113,20 @@ class Storage:
     from just the records a write touches; `on_change(list_id, digest)` hears each committed change
     (digest None: the list was dropped), which is how the node's digest tree stays current."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, cache_bytes: int = CACHE_BYTES) -> None:
         self.on_change: Callable[[str, int | None], None] | None = None
-        self._digests: dict[str, tuple[int, int]] = {}  # cached list -> (digest, header hash)
+        self.cache_bytes = cache_bytes
+        self._digests: dict[str, _Summary] = {}  # cached list -> its digest and size
+        self._cached_bytes = 0  # estimated memory of the cached lists
         self._committing: dict[str, int] = {}  # list -> writes queued but not yet committed
-        self._epochs: dict[
-            str, int
-        ] = {}  # list -> how many of its writes failed (stale jobs are not written)
+        # list -> how many of its writes failed while writes of it were in flight (stale jobs are not
+        # written); forgotten once none is, as no job built on the failed write is left then
+        self._epochs: dict[str, int] = {}
         self._pool = AsyncConnectionPool(uri, min_size=2, max_size=4, open=False, kwargs={"autocommit": True})
         self._cache: OrderedDict[str, ShoppingList] = OrderedDict()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _ListLock] = {}  # only lists someone holds or waits for
 
     async def open(self) -> None:
         """Connect, create the tables if needed, and start the group-commit writer."""
@@ -111,8 +144,7 @@ class Storage:
     async def merge(self, list_id: str, delta: ShoppingList) -> ShoppingList:
         """Merge `delta` into the stored list and return once it is durable. Only the header and the
         items the delta touches are rewritten."""
-        lock = self._locks.setdefault(list_id, asyncio.Lock())
-        async with lock:
+        async with self._holding(list_id):
             current = await self._load(list_id)
             # Items the delta does not carry but whose writes it has seen (removed or overwritten).
             touched = delta.item_keys() | current._keys_overwritten_by(delta)
@@ -122,28 +154,33 @@ class Storage:
             job = _Job(list_id, current.header_bytes(), items, epoch=self._epochs.get(list_id, 0))
             digest = self._advance_digest(list_id, job.header, before, job.items)
             self._committing[list_id] = self._committing.get(list_id, 0) + 1
+            self._evict(keep=list_id)  # the list grew
         try:
             await self._commit(job)  # on failure the writer already dropped the cached list (`_fail`)
         finally:
             self._committing[list_id] -= 1
             if not self._committing[list_id]:
                 del self._committing[list_id]
+                self._epochs.pop(list_id, None)
         self._report(list_id, digest)
         return current
 
     def digest(self, list_id: str) -> int | None:
         """Return the digest of a cached list (None when it is not in memory)."""
         cached = self._digests.get(list_id)
-        return cached[0] if cached else None
+        return cached.digest if cached else None
+
+    def cache_status(self) -> dict[str, int]:
+        """Return how many lists the cache holds, their estimated memory and its budget, in bytes."""
+        return {"lists": len(self._cache), "bytes": self._cached_bytes, "budget": self.cache_bytes}
 
     async def drop(self, list_id: str, expected_digest: int) -> bool:
         """Delete this node's copy of `list_id` if its digest is still `expected_digest` (no write came in
         since the new owners confirmed it); return whether it was deleted."""
-        lock = self._locks.setdefault(list_id, asyncio.Lock())
-        async with lock:
+        async with self._holding(list_id):
             await self._load(list_id)
             cached = self._digests.get(list_id)
-            if cached is None or cached[0] != expected_digest or self._committing.get(list_id):
+            if cached is None or cached.digest != expected_digest or self._committing.get(list_id):
                 return False
             await self._commit(_Job(list_id, delete=True))
             self._forget(list_id)
@@ -173,8 +210,7 @@ class Storage:
         the list is not stored}. Lists with a write still being committed are left out (checked later)."""
         found: dict[str, int | None] = {}
         for list_id in list_ids:
-            lock = self._locks.setdefault(list_id, asyncio.Lock())
-            async with lock:
+            async with self._holding(list_id):
                 if self._committing.get(list_id):
                     continue
                 self._forget(list_id)
@@ -182,7 +218,7 @@ class Storage:
                     found[list_id] = None
                     continue
                 await self._load(list_id)
-                found[list_id] = self._digests[list_id][0]
+                found[list_id] = self._digests[list_id].digest
         return found
 
     async def get_state(self, key: str) -> str | None:
@@ -220,18 +256,27 @@ class Storage:
     def _advance_digest(
         self, list_id: str, header: bytes, before: dict[str, bytes | None], after: dict[str, bytes | None]
     ) -> int:
-        """Update the cached digest of `list_id` from the records a merge rewrote; return it."""
-        digest, header_hash = self._digests[list_id]
+        """Update the cached digest and size of `list_id` from the records a merge rewrote; return the
+        digest."""
+        summary = self._digests[list_id]
         new_header_hash = part_hash(header)
-        digest ^= header_hash ^ new_header_hash
+        digest = summary.digest ^ summary.header_hash ^ new_header_hash
+        size = summary.stored_size - summary.header_size + len(header)
         for key, old in before.items():
             new = after.get(key)
             if old != new:
                 digest ^= (part_hash(old) if old is not None else 0) ^ (
                     part_hash(new) if new is not None else 0
                 )
-        self._digests[list_id] = (digest, new_header_hash)
+                size += (len(new) if new is not None else 0) - (len(old) if old is not None else 0)
+        self._remember(list_id, _Summary(digest, new_header_hash, len(header), size))
         return digest
+
+    def _remember(self, list_id: str, summary: _Summary) -> None:
+        """Keep `summary` for the cached `list_id`, counting its memory in the cache's."""
+        previous = self._digests.get(list_id)
+        self._cached_bytes += summary.memory() - (previous.memory() if previous else 0)
+        self._digests[list_id] = summary
 
     def _report(self, list_id: str, digest: int | None) -> None:
         if self.on_change is not None:
@@ -239,11 +284,29 @@ class Storage:
 
     def _forget(self, list_id: str) -> None:
         self._cache.pop(list_id, None)
-        self._digests.pop(list_id, None)
+        summary = self._digests.pop(list_id, None)
+        if summary is not None:
+            self._cached_bytes -= summary.memory()
+
+    @asynccontextmanager
+    async def _holding(self, list_id: str) -> AsyncIterator[None]:
+        """Hold the lock of `list_id`. The lock exists only while someone holds or waits for it, so a
+        stream of reads of made-up list ids leaves nothing behind."""
+        entry = self._locks.get(list_id)
+        if entry is None:
+            entry = self._locks[list_id] = _ListLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._locks[list_id]
 
     async def read(self, list_id: str) -> ShoppingList:
         """Return a copy of the stored list (empty if this node has none)."""
-        async with self._locks.setdefault(list_id, asyncio.Lock()):
+        async with self._holding(list_id):
             return (await self._load(list_id)).copy()
 
     async def add_hint(self, target: str, list_id: str, body: bytes) -> None:
@@ -292,20 +355,27 @@ class Storage:
             header, records = found[0], [bytes(record) for _, record in rows if record is not None]
             loaded = ShoppingList.from_parts(header, records)
         self._cache[list_id] = loaded
-        self._digests[list_id] = (list_digest(header, records), part_hash(header))
-        self._evict()
+        size = len(header) + sum(len(record) for record in records)
+        self._remember(list_id, _Summary(list_digest(header, records), part_hash(header), len(header), size))
+        self._evict(keep=list_id)
         return loaded
 
-    def _evict(self) -> None:
-        """Drop the least recently used lists beyond CACHE_LISTS, but never one with a write in flight:
-        its cached copy is ahead of disk, and a merge that reloaded the list from disk would build a
-        header without that write's dots while the write's item rows still land."""
-        excess = len(self._cache) - CACHE_LISTS
-        if excess <= 0:
+    def _over_budget(self) -> bool:
+        return len(self._cache) > CACHE_LISTS or self._cached_bytes > self.cache_bytes
+
+    def _evict(self, keep: str) -> None:
+        """Drop the least recently used lists while the cache holds more than CACHE_LISTS lists or more
+        than `cache_bytes`, but never `keep` (its caller holds its lock and is using it) nor one with a
+        write in flight: its cached copy is ahead of disk, and a merge that reloaded the list from disk
+        would build a header without that write's dots while the write's item rows still land. A list
+        bigger than the whole budget stays only while it is in use."""
+        if not self._over_budget():
             return
-        idle = [list_id for list_id in self._cache if not self._committing.get(list_id)][:excess]
-        for list_id in idle:
-            self._forget(list_id)
+        for list_id in list(self._cache):
+            if not self._over_budget():
+                return
+            if list_id != keep and not self._committing.get(list_id):
+                self._forget(list_id)
 
     def _fail(self, job: _Job, problem: BaseException) -> None:
         """Fail `job` and every write of its list queued after it, which was built on its cached copy:

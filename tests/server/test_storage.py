@@ -14,9 +14,11 @@ from server import storage as storage_module
 from server.storage import StaleWriteError, Storage
 
 
-def with_storage(uri: str, scenario: Callable[[Storage], Awaitable[None]]) -> None:
+def with_storage(
+    uri: str, scenario: Callable[[Storage], Awaitable[None]], cache_bytes: int = storage_module.CACHE_BYTES
+) -> None:
     async def run() -> None:
-        storage = Storage(uri)
+        storage = Storage(uri, cache_bytes)
         await storage.open()
         try:
             await scenario(storage)
@@ -201,3 +203,135 @@ def test_a_read_that_overlaps_a_write_does_not_cache_the_rows_from_before_it(uri
 
     with_storage(uri, write)
     with_storage(uri, read)
+
+
+def big_list(writer: str, items: int) -> ShoppingList:
+    """Return a list of `items` items, a third of them removed again, written by `writer`."""
+    state = ShoppingList(writer)
+    for number in range(items):
+        state.merge(state.add_item(f"item {number} of {writer}", number % 9 + 1))
+        if number % 3 == 0:
+            state.merge(state.remove_item(f"item {number} of {writer}"))
+    return state
+
+
+def test_the_cache_keeps_the_lists_it_holds_within_its_memory_budget(uri: str) -> None:
+    # A hostile writer can make lists as big as it likes: the cache is bounded by memory, not by count.
+    budget = 200_000
+    lists = {f"list-{number}": big_list(f"w{number}", 40) for number in range(30)}
+
+    async def scenario(storage: Storage) -> None:
+        for list_id, state in lists.items():
+            await storage.merge(list_id, state)
+            assert storage.cache_status()["bytes"] <= budget
+        assert 0 < storage.cache_status()["lists"] < len(lists)
+        for list_id, state in lists.items():  # evicted lists load back from disk
+            assert await storage.read(list_id) == state
+            assert storage.cache_status()["bytes"] <= budget
+
+    with_storage(uri, scenario, cache_bytes=budget)
+
+
+def test_the_cache_counts_a_list_as_the_size_it_has_on_disk_after_every_kind_of_write(uri: str) -> None:
+    # The size follows each merge from the records it rewrites (added, overwritten, removed items and the
+    # header): it must equal the size a cold storage computes from the stored rows.
+    alice = ShoppingList("alice")
+    deltas = [
+        alice.add_item("Milk", 2),
+        alice.add_item("Eggs", 6),
+        ShoppingList("bob").add_item("Bread"),
+        alice.set_item("Milk", 3, category="dairy"),
+        alice.remove_item("Eggs"),
+        alice.set_title("Weekend"),
+        big_list("carol", 25),
+        alice.remove_item("Milk"),
+    ]
+    seen: list[int] = []
+
+    async def write(storage: Storage) -> None:
+        for delta in deltas:
+            await storage.merge("groceries", delta)
+        seen.append(storage.cache_status()["bytes"])
+
+    async def read(storage: Storage) -> None:
+        await storage.read("groceries")
+        assert storage.cache_status()["bytes"] == seen[0]
+
+    with_storage(uri, write)
+    with_storage(uri, read)
+
+
+def test_a_list_bigger_than_the_whole_cache_is_still_merged_and_read(uri: str) -> None:
+    huge = big_list("alice", 60)
+    more = ShoppingList("bob").add_item("one more")
+
+    async def scenario(storage: Storage) -> None:
+        await storage.merge("huge", huge)
+        merged = await storage.merge("huge", more)
+        assert "one more" in merged
+        await storage.read("other")  # evicts the huge list, now idle
+        assert storage.cache_status()["lists"] == 1
+        stored = await storage.read("huge")
+        assert "one more" in stored and stored.items() == merged.items()
+
+    with_storage(uri, scenario, cache_bytes=10_000)
+
+
+def test_lists_with_writes_in_flight_stay_cached_over_the_memory_budget(uri: str) -> None:
+    # As with the count bound: evicting a list whose write is queued would make the next write build on
+    # disk rows without it.
+    first = {f"list-{number}": big_list(f"w{number}", 20) for number in range(4)}
+    second = {list_id: ShoppingList("late").add_item(f"late in {list_id}") for list_id in first}
+
+    async def write(storage: Storage) -> None:
+        held = HeldWriter(storage)
+        pending = [asyncio.create_task(storage.merge(list_id, state)) for list_id, state in first.items()]
+        await held.waiting.wait()
+        while storage.cache_status()["lists"] < len(first):
+            await asyncio.sleep(0)
+        assert storage.cache_status()["bytes"] > storage.cache_bytes
+        await storage.read("other")
+        assert storage.cache_status()["lists"] >= len(first)
+        pending += [asyncio.create_task(storage.merge(list_id, delta)) for list_id, delta in second.items()]
+        held.release.set()
+        await asyncio.gather(*pending)
+
+    async def read(storage: Storage) -> None:
+        for list_id, state in first.items():
+            expected = state.copy()
+            expected.merge(second[list_id])
+            assert await storage.read(list_id) == expected
+
+    with_storage(uri, write, cache_bytes=1)
+    with_storage(uri, read)
+
+
+def test_no_lock_is_left_behind_for_the_lists_read_and_written(uri: str) -> None:
+    # Reads of made-up list ids from a hostile client must not leave one lock each behind for good.
+    delta = ShoppingList("alice").add_item("Milk")
+
+    async def scenario(storage: Storage) -> None:
+        await asyncio.gather(
+            *(storage.read(f"made-up-{number}") for number in range(200)),
+            *(storage.merge(f"list-{number % 5}", delta) for number in range(20)),
+            storage.stored_digests([f"list-{number}" for number in range(5)]),
+        )
+        assert storage._locks == {}
+
+    with_storage(uri, scenario)
+
+
+def test_a_failed_write_is_forgotten_once_no_write_of_its_list_is_in_flight(uri: str) -> None:
+    alice = ShoppingList("alice")
+
+    async def scenario(storage: Storage) -> None:
+        held = HeldWriter(storage, fail_first=True)
+        pending = asyncio.create_task(storage.merge("groceries", alice.add_item("Milk")))
+        await held.waiting.wait()
+        held.release.set()
+        with pytest.raises(psycopg.OperationalError):
+            await pending
+        assert storage._epochs == {}
+        assert (await storage.merge("groceries", alice.add_item("Eggs"))).items() == {"Eggs": (1, 0)}
+
+    with_storage(uri, scenario)
