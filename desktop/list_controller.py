@@ -48,7 +48,7 @@ class ListController(QObject):
     sync_changed = Signal(object)  # a SyncDisplay
     history_changed = Signal(list)
     items_refreshed = Signal()
-    notice = Signal(str)  # shown once, unobtrusively (where the home's secrets are)
+    notice = Signal(str, str)  # a headline and the whole text, shown once (where the home's secrets are)
 
     def __init__(self, home: Home, settings: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -118,14 +118,14 @@ class ListController(QObject):
     async def _check_secrets(self) -> None:
         """Say once where the home's secrets are, if not in a keyring (asked off the GUI thread: a
         desktop keyring answers over D-Bus)."""
-        from desktop.settings import secrets_notice
+        from desktop.settings import SECRETS_HEADLINE, secrets_notice
         from sync_service.keychain import secrets_report
 
         report = await self.session.call(lambda store: secrets_report(self.home))
         self.secrets_notice = secrets_notice(report, self.settings)
         if self.secrets_notice:
             log.warning("%s", self.secrets_notice)
-            self.notice.emit(self.secrets_notice)
+            self.notice.emit(SECRETS_HEADLINE, self.secrets_notice)
 
     # ----- user actions: each queued, run in order once the store is open ------------------------------
 

@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
         c.items_model.modelReset.connect(self._after_items_reset)
         c.sync_changed.connect(self.show_sync)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        c.notice.connect(lambda text: self.statusBar().showMessage(text, NOTICE_MS))
+        c.notice.connect(self._show_notice)
         c.history_changed.connect(self.history_model.setStringList)
         c.ready.connect(self._show_page)
         c.failed.connect(self._failed)
@@ -396,6 +396,14 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     # ----- reacting to the controller --------------------------------------------------------------
+
+    def _show_notice(self, headline: str, text: str) -> None:
+        """Show a one-time notice: its headline in the status bar for a while, its whole text (which may
+        not fit beside the sync status) as the status bar's tooltip while the headline shows."""
+        bar = self.statusBar()
+        bar.showMessage(headline, NOTICE_MS)
+        bar.setToolTip(text)
+        bar.messageChanged.connect(lambda message: bar.setToolTip(text if message == headline else ""))
 
     def show_sync(self, display: SyncDisplay) -> None:
         """Show the sync state in the status bar."""

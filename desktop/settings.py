@@ -18,6 +18,10 @@ def window_settings(home: Home) -> QSettings:
     return QSettings(str(home.path / SETTINGS_FILE), QSettings.Format.IniFormat)
 
 
+SECRETS_HEADLINE = "Passwords and keys are kept in an owner-only file, not a keyring (hover for details)"
+"""What the status bar says of the secrets notice; its whole text is the status bar's tooltip."""
+
+
 def secrets_notice(report: SecretsReport, settings: QSettings) -> str:
     """Return the notice that the home's secrets are in the owner-only file rather than a keyring, the
     first time only ("" when they are in a keyring, or the window said so already for this file), and

@@ -11,6 +11,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from desktop.main_window import MainWindow
+from desktop.settings import SECRETS_HEADLINE
 from tests.desktop.conftest import OpenWindow
 from tests.sync_service.fake_keyring import MemoryKeyring
 
@@ -31,7 +32,8 @@ def test_the_file_fallback_is_shown_once_in_the_status_bar(
         "This home's passwords and keys are not in a keyring: they are in an owner-only file,"
         f" {home_path / 'secrets' / 'secrets.json'}, because SHOPLIST_KEYRING=file asks for it."
     )
-    assert window.statusBar().currentMessage() == notice
+    assert window.statusBar().currentMessage() == SECRETS_HEADLINE  # what fits beside the sync status
+    assert window.statusBar().toolTip() == notice
     window.close()
     again = open_window()
     assert checked_notice(qtbot, again) == ""
