@@ -148,3 +148,23 @@ def test_a_node_refuses_a_revoked_key_even_when_a_member_announces_it_and_never_
         assert service.membership.ring_members() == ["n1"]
     finally:
         service.context.destroy(0)
+
+
+def test_a_key_taken_off_the_revoked_list_brings_its_member_back_into_the_ring() -> None:
+    member, revoked = generate().public, generate().public
+    service = _node_service(frozenset({member}), frozenset({revoked}))
+    try:
+        record = MemberRecord("n4", "tcp://127.0.0.1:9", "tcp://127.0.0.1:10", 1, key=revoked)
+        service.membership.on_gossip(0.0, {"n4": record})
+        service._rebuild_ring()
+        assert service.ring.ring.nodes() == ["n1"]
+
+        async def take_back() -> None:
+            await service._apply_member_keys(MemberKeys(frozenset({member, revoked})))
+            service.links.close()
+
+        asyncio.run(take_back())
+        assert service.callback("shoplist", revoked.encode())
+        assert service.ring.ring.nodes() == ["n1", "n4"]
+    finally:
+        service.context.destroy(0)
