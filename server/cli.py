@@ -248,8 +248,7 @@ def _run_keys(args: argparse.Namespace) -> int:
 
 
 def _run_revoke(args: argparse.Namespace) -> int:
-    from server.keys import revoke
-    from server.node_service import MEMBERS_EVERY
+    from server.keys import MEMBERS_REREAD_SECONDS, revoke
 
     try:
         key, changed = revoke(args.members, args.who)
@@ -259,7 +258,8 @@ def _run_revoke(args: argparse.Namespace) -> int:
     print(key)
     print(
         f"revoked in {changed}: put this members file (or directory) on every node; running nodes read it"
-        f" again within {MEMBERS_EVERY:g} s, drop the key's links and build the ring without its member",
+        f" again within {MEMBERS_REREAD_SECONDS:g} s, drop the key's links and build the ring without its"
+        " member",
         file=sys.stderr,
     )
     return 0

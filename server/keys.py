@@ -19,6 +19,8 @@ SECRET_SUFFIX = ".key_secret"
 MEMBERS_FILE = "members"
 REVOKED_SUFFIX = ".revoked"
 REVOKED_WORD = "revoked"
+MEMBERS_REREAD_SECONDS = 2.0
+"""How often a running node looks whether its members file changed, and reads it again if so."""
 _FIELD = re.compile(r'^\s*(public-key|secret-key)\s*=\s*"([^"]*)"\s*$', re.MULTILINE)
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 CREATE_HINT = "create one with `shoplist-server keys --out DIR NAME`, or run with --insecure (plain text)"
@@ -211,9 +213,7 @@ def revoke(path: Path, who: str) -> tuple[str, Path]:
             text, key = revoke_in_members(_read(path, "members file"), who)
         except ValueError as problem:
             raise KeyFileError(f"members file {path}: {problem}") from None
-        temporary = path.with_name(f".{path.name}.tmp")
-        _write(temporary, text, 0o644, replace=True)
-        temporary.replace(path)
+        _replace_members(path, text)
         return key, path
     for file in sorted(path.glob(f"*{PUBLIC_SUFFIX}")):
         try:
@@ -257,8 +257,13 @@ def ensure_key_pair(directory: Path, name: str) -> KeyPair:
 
 def write_members(path: Path, members: dict[str, str], revoked: frozenset[str] = frozenset()) -> None:
     """Write the members file `path` (name → public key, and the `revoked` keys), replacing it atomically."""
+    _replace_members(path, format_members(members, revoked))
+
+
+def _replace_members(path: Path, text: str) -> None:
+    """Replace the members file `path` with `text` atomically (a node reading it sees one or the other)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    _write(temporary, format_members(members, revoked), 0o644, replace=True)
+    _write(temporary, text, 0o644, replace=True)
     temporary.replace(path)
 
 

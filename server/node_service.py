@@ -39,7 +39,14 @@ from server.anti_entropy import Action, AntiEntropy, AskDigest, Repair, answer_d
 from server.gossip import Claim, Gossip, Outgoing
 from server.gossip_wire import from_message, to_message
 from server.handoff import HandoffTracker, exchange_plan
-from server.keys import NO_MEMBER_KEYS, KeyFileError, KeyPair, MemberKeys, load_members
+from server.keys import (
+    MEMBERS_REREAD_SECONDS,
+    NO_MEMBER_KEYS,
+    KeyFileError,
+    KeyPair,
+    MemberKeys,
+    load_members,
+)
 from server.links import Links
 from server.log_throttle import Throttle
 from server.membership import MemberRecord, Membership
@@ -54,7 +61,6 @@ TICK = 0.02
 HANDOFF_EVERY = 0.5
 MAINTENANCE_EVERY = 0.05
 SCRUB_BATCH = 100
-MEMBERS_EVERY = 2.0
 """Seconds between looks at the members file: an admin adds a new node's key without restarting."""
 LEAVE_GRACE = 1.5
 """Seconds a leaving node waits, with nothing left to hand off, before it exits (lets the ring settle)."""
@@ -711,7 +717,7 @@ class NodeService:
             return
         seen = _changed_at(path)
         while True:
-            await asyncio.sleep(MEMBERS_EVERY)
+            await asyncio.sleep(MEMBERS_REREAD_SECONDS)
             changed = _changed_at(path)
             if changed == seen:
                 continue

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -136,26 +137,29 @@ def test_a_node_admits_member_keys_and_keys_announced_by_members_and_refuses_oth
         service.context.destroy(0)
 
 
-def test_a_node_refuses_a_revoked_key_even_when_a_member_announces_it_and_never_dials_it() -> None:
+@contextmanager
+def _node_told_of_a_revoked_member() -> Iterator[tuple[NodeService, str, str]]:
+    """Yield a node, a member key, and a revoked key that member n4 (tcp://127.0.0.1:9) announced."""
     member, revoked = generate().public, generate().public
     service = _node_service(frozenset({member}), frozenset({revoked}))
     try:
         record = MemberRecord("n4", "tcp://127.0.0.1:9", "tcp://127.0.0.1:10", 1, key=revoked)
         service.membership.on_gossip(0.0, {"n4": record})
-        assert service.callback("shoplist", member.encode())
-        assert not service.callback("shoplist", revoked.encode())
-        assert service._server_key("tcp://127.0.0.1:9") is None
-        assert service.membership.ring_members() == ["n1"]
+        yield service, member, revoked
     finally:
         service.context.destroy(0)
 
 
+def test_a_node_refuses_a_revoked_key_even_when_a_member_announces_it_and_never_dials_it() -> None:
+    with _node_told_of_a_revoked_member() as (service, member, revoked):
+        assert service.callback("shoplist", member.encode())
+        assert not service.callback("shoplist", revoked.encode())
+        assert service._server_key("tcp://127.0.0.1:9") is None
+        assert service.membership.ring_members() == ["n1"]
+
+
 def test_a_key_taken_off_the_revoked_list_brings_its_member_back_into_the_ring() -> None:
-    member, revoked = generate().public, generate().public
-    service = _node_service(frozenset({member}), frozenset({revoked}))
-    try:
-        record = MemberRecord("n4", "tcp://127.0.0.1:9", "tcp://127.0.0.1:10", 1, key=revoked)
-        service.membership.on_gossip(0.0, {"n4": record})
+    with _node_told_of_a_revoked_member() as (service, member, revoked):
         service._rebuild_ring()
         assert service.ring.ring.nodes() == ["n1"]
 
@@ -166,5 +170,3 @@ def test_a_key_taken_off_the_revoked_list_brings_its_member_back_into_the_ring()
         asyncio.run(take_back())
         assert service.callback("shoplist", revoked.encode())
         assert service.ring.ring.nodes() == ["n1", "n4"]
-    finally:
-        service.context.destroy(0)
